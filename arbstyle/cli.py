@@ -1,0 +1,64 @@
+"""The `arbstyle` command: one sub-command per module, each defining its own arguments."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import arbstyle  # noqa: F401  (sets XLA flags before any JAX import)
+
+# command -> (module, help). A module owning several commands defines add_arguments_<cmd> / run_<cmd>.
+COMMANDS = {
+    "stylize": ("arbstyle.stylize_cli", "stylize photos with any painting"),
+    "embed": ("arbstyle.stylize_cli", "compute 100-d style embeddings of paintings"),
+    "demo": ("arbstyle.stylize_cli", "stylize sample images that ship with installed packages"),
+    "optimize": ("arbstyle.optimize", "Gatys et al.: optimize the pixels of one image"),
+    "train": ("arbstyle.train", "train a model from an experiment config"),
+    "evaluate": ("arbstyle.evaluate", "compare models on content/style loss, LPIPS, FID, ArtFID"),
+    "weights": ("arbstyle.pretrained", "list, fetch and verify pretrained weights"),
+}
+
+
+class CLIError(Exception):
+    """An expected failure: printed as one line, exit status 2."""
+
+
+def _hook(module, name: str, command: str):
+    return getattr(module, f"{name}_{command}", None) or getattr(module, name)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+    parser = argparse.ArgumentParser(prog="arbstyle", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"arbstyle {arbstyle.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    runners = {}
+    for command, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # not built yet
+        command_parser = sub.add_parser(command, help=help_text, description=help_text)
+        _hook(module, "add_arguments", command)(command_parser)
+        runners[command] = _hook(module, "run", command)
+    return parser, runners
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, runners = build_parser()
+    args = parser.parse_args(argv)
+    from arbstyle.images import ImageError
+
+    try:
+        return int(runners[args.command](args) or 0)
+    except (CLIError, ImageError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        print(f"arbstyle {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"arbstyle {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
