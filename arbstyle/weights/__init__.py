@@ -1,0 +1,1 @@
+"""Readers and converters that turn released weight files into our networks' parameters."""
