@@ -1,0 +1,76 @@
+"""Building blocks shared by the networks: convolutions without bias, batch norm without scale, CIN."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+CIN_EPSILON = 1e-5  # Magenta's conditional_style_norm
+BN_EPSILON = 1e-3  # slim.batch_norm's default, used by both Inception and the transformer's contract layers
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def batch_norm(channels: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
+    """slim.batch_norm as the papers' models use it: a learned offset, no scale (the next conv absorbs it)."""
+    return nnx.BatchNorm(channels, use_scale=False, epsilon=BN_EPSILON, momentum=0.99, rngs=rngs)
+
+
+def instance_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-sample, per-channel mean and (biased) variance over the spatial axes, in float32."""
+    x = x.astype(jnp.float32)
+    mean = jnp.mean(x, axis=(1, 2))
+    var = jnp.mean(jnp.square(x - mean[:, None, None, :]), axis=(1, 2))
+    return mean, var
+
+
+def conditional_instance_norm(x, gamma, beta, mean=None, var=None, epsilon: float = CIN_EPSILON):
+    """Dumoulin et al. 2017: instance-normalise, then scale and shift with per-sample (B, C) gamma and beta.
+
+    `mean`/`var` (B, C) may be given instead of computed from `x`: tiled inference passes whole-image statistics.
+    """
+    if mean is None:
+        mean, var = instance_stats(x)
+    scale = gamma * jax.lax.rsqrt(var + epsilon)
+    shift = beta - mean * scale
+    return (x * scale[:, None, None, :].astype(x.dtype) + shift[:, None, None, :].astype(x.dtype))
+
+
+class ReflectConv(nnx.Module):
+    """Magenta's model_util.conv2d: reflect-pad by kernel//2, then a VALID convolution without bias."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, *, rngs: nnx.Rngs, dtype=None):
+        self.pad = kernel // 2
+        self.conv = nnx.Conv(in_ch, out_ch, (kernel, kernel), strides=stride, padding="VALID", use_bias=False,
+                             dtype=dtype, rngs=rngs)
+
+    def __call__(self, x):
+        p = self.pad
+        if p:
+            x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+        return self.conv(x)
+
+
+def upsample_nearest(x, factor: int = 2):
+    b, h, w, c = x.shape
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
+    return x.reshape(b, h * factor, w * factor, c)
+
+
+class ConvBN(nnx.Module):
+    """slim.conv2d as Inception uses it: conv without bias, batch norm without scale (eps 1e-3), ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel, stride: int = 1, padding: str = "SAME", *,
+                 rngs: nnx.Rngs):
+        kh, kw = _pair(kernel)
+        if padding == "SAME":  # TF's SAME with stride 1 is symmetric for odd kernels; stride-2 convs here are VALID
+            padding = ((kh // 2, kh // 2), (kw // 2, kw // 2))
+        self.conv = nnx.Conv(in_ch, out_ch, (kh, kw), strides=stride, padding=padding, use_bias=False, rngs=rngs)
+        self.bn = batch_norm(out_ch, rngs)
+
+    def __call__(self, x):
+        return jax.nn.relu(self.bn(self.conv(x)))
