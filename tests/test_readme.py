@@ -1,0 +1,26 @@
+"""The README's two opening commands are the project's contract with a new user and with CI."""
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _readme_commands():
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text())
+
+
+def test_readme_opens_with_two_commands():
+    commands = _readme_commands()
+    assert len(commands) >= 2
+    install_and_run, test = commands[:2]
+    assert "pip install" in install_and_run and "arbstyle" in install_and_run
+    assert "pip install" in test and "[test]" in test and "pytest" in test
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert _readme_commands()[1] in ci_lines
+
+
+def test_console_script_is_declared():
+    assert 'arbstyle = "arbstyle.cli:main"' in (ROOT / "pyproject.toml").read_text()
