@@ -1,0 +1,32 @@
+"""The CPU conv flag is applied for the user, but never over their own XLA_FLAGS."""
+import os
+
+from arbstyle import _xla
+
+
+def test_flag_is_added_on_a_recent_jaxlib(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    monkeypatch.setattr(_xla, "_version", lambda package: (0, 10, 2))
+    assert _xla.configure_cpu_flags()
+    assert os.environ["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=2", _xla._YNN_FLAG]
+
+
+def test_users_own_choice_wins(monkeypatch):
+    mine = "--xla_cpu_experimental_ynn_fusion_type=invalid_but_mine"
+    monkeypatch.setenv("XLA_FLAGS", mine)
+    assert not _xla.configure_cpu_flags()
+    assert os.environ["XLA_FLAGS"] == mine
+
+
+def test_old_jaxlib_gets_no_flag(monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setattr(_xla, "_version", lambda package: (0, 9, 0))
+    assert not _xla.configure_cpu_flags()
+    assert "XLA_FLAGS" not in os.environ
+
+
+def test_flag_is_in_effect_in_this_process():
+    import jax
+
+    jax.numpy.zeros(1).block_until_ready()  # the backend started with whatever XLA_FLAGS held
+    assert _xla._YNN_FLAG in os.environ.get("XLA_FLAGS", "")
