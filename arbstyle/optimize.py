@@ -1,0 +1,251 @@
+"""Gatys et al. style transfer: optimise the pixels of one image against VGG-16 content and style losses.
+
+Pixels are parametrised as sigmoid(z), so every iterate stays inside [0, 1] without clipping (clipping would
+break L-BFGS's curvature pairs). Both optimisers run a jitted step: optax.lbfgs with its zoom line search
+(the classic choice, few steps) or optax.adam (cheaper steps, more of them).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from arbstyle import losses as L
+from arbstyle.images import SAVE_FORMATS, ImageError, load_image, resize_long, save_image
+from arbstyle.nets.vgg import load_vgg16
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("content", "noise", "mix")
+MIN_WORK_SIDE = 16  # below this VGG's relu4_3 (3 poolings) has under 2x2 positions: no usable Gram matrix
+_EPS = 1e-3  # keeps logit() finite for pure black/white pixels
+
+
+def _logit(x):
+    x = jnp.clip(x, _EPS, 1.0 - _EPS)
+    return jnp.log(x) - jnp.log1p(-x)
+
+
+def initial_image(content: np.ndarray, init: str, seed: int) -> np.ndarray:
+    """'content': the content photo; 'noise': uniform noise (Gatys' original); 'mix': half of each."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if init == "content":
+        return content
+    noise = np.random.default_rng(seed).uniform(0.0, 1.0, content.shape).astype(np.float32)
+    return noise if init == "noise" else 0.5 * content + 0.5 * noise
+
+
+# BT.601 full-range luma/chroma (JPEG's YCbCr), as a linear map on [0, 1] RGB.
+_RGB2YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+
+
+def transfer_luminance(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Keep the stylized image's luminance (Y) and the content's chroma (Cb, Cr): colours of the photo,
+    brush strokes and texture of the painting (Gatys et al. 2016, 'Preserving colour', luminance variant
+    applied after optimisation)."""
+    ycc_s = stylized @ _RGB2YCC.T
+    ycc_c = content @ _RGB2YCC.T
+    ycc = np.concatenate([ycc_s[..., :1], ycc_c[..., 1:]], axis=-1)
+    return np.clip(ycc @ np.linalg.inv(_RGB2YCC).T, 0.0, 1.0).astype(np.float32)
+
+
+def _floats(breakdown) -> dict[str, float]:
+    return {k: float(v) for k, v in jax.device_get(breakdown).items()}
+
+
+def optimize(content: np.ndarray, styles: Sequence[np.ndarray], style_weights: Sequence[float] | None = None,
+             size: int | None = 512, steps: int = 300, optimizer: str = "lbfgs", init: str = "content",
+             preserve_color: bool = False, loss_config: L.LossConfig | None = None, seed: int = 0,
+             callback: Callable[[int, dict[str, float]], bool | None] | None = None,
+             learning_rate: float = 0.05, progress: bool = False) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """Stylize `content` (HxWx3 float in [0, 1]) towards the blended Gram statistics of `styles`.
+
+    size: longer side of the working (and output) image; styles are scaled to the same longer side.
+    callback(step, losses) is called after every step with the weighted loss breakdown; returning True stops.
+    Returns (image HxWx3 float32 in [0, 1], history {"step": [...], "total": [...], "style/relu1_2": [...], ...})
+    where entry k holds the losses after k steps (entry 0: the initial image).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if not styles:
+        raise ValueError("need at least one style image")
+    config = loss_config or L.LossConfig()
+    content = np.asarray(content, np.float32)
+    if size is not None:
+        content = resize_long(content, size)
+        styles = [resize_long(np.asarray(s, np.float32), size) for s in styles]
+    if min(content.shape[:2]) < MIN_WORK_SIDE:
+        raise ValueError(f"content is {content.shape[1]}x{content.shape[0]} at this size; each side must be at "
+                         f"least {MIN_WORK_SIDE} pixels")
+    for s in styles:
+        if min(s.shape[:2]) < MIN_WORK_SIDE:
+            raise ValueError(f"a style image is {s.shape[1]}x{s.shape[0]} at this size; each side must be at "
+                             f"least {MIN_WORK_SIDE} pixels")
+
+    vgg = load_vgg16(config.pooling)
+    graphdef, vgg_state = nnx.split(vgg)
+    content_feats = L.content_targets(vgg, jnp.asarray(content), config)
+    target_grams = L.style_targets(vgg, [jnp.asarray(s) for s in styles], config, style_weights)
+
+    def breakdown(z, vgg_state, content_feats, target_grams):
+        model = nnx.merge(graphdef, vgg_state)
+        return L.perceptual_loss(model, jax.nn.sigmoid(z), content_feats, target_grams, config)
+
+    if optimizer == "adam":
+        opt = optax.adam(learning_rate)
+    else:
+        opt = optax.lbfgs()
+
+    @jax.jit
+    def step(z, opt_state, vgg_state, content_feats, target_grams):
+        def value_fn(z):
+            return breakdown(z, vgg_state, content_feats, target_grams)[0]
+
+        if optimizer == "adam":
+            (_, terms), grad = jax.value_and_grad(
+                lambda z: breakdown(z, vgg_state, content_feats, target_grams), has_aux=True)(z)
+            updates, opt_state = opt.update(grad, opt_state, z)
+            return optax.apply_updates(z, updates), opt_state, terms  # terms of the pre-update z
+        # L-BFGS: the line search already evaluated value and gradient at the accepted point; reuse them.
+        value, grad = optax.value_and_grad_from_state(value_fn)(z, state=opt_state)
+        updates, opt_state = opt.update(grad, opt_state, z, value=value, grad=grad, value_fn=value_fn)
+        z = optax.apply_updates(z, updates)
+        return z, opt_state, breakdown(z, vgg_state, content_feats, target_grams)[1]  # post-update terms
+
+    eval_terms = jax.jit(lambda z, *a: breakdown(z, *a)[1])
+    args = (vgg_state, content_feats, target_grams)
+
+    z = _logit(jnp.asarray(initial_image(content, init, seed))[None])
+    opt_state = opt.init(z)
+    history: dict[str, list[float]] = {}
+
+    def record(k, terms):
+        values = _floats(terms)
+        history.setdefault("step", []).append(k)
+        for key, value in values.items():
+            history.setdefault(key, []).append(value)
+        return values
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, desc=f"optimize ({optimizer})", unit="step", dynamic_ncols=True)
+    record(0, eval_terms(z, *args))
+    t0 = time.perf_counter()
+    done = 0
+    try:
+        for k in range(1, steps + 1):
+            z, opt_state, terms = step(z, opt_state, *args)
+            done = k
+            if optimizer == "adam":
+                # Adam's step returns the losses before its update (after k - 1 steps; k = 1's are recorded
+                # already); the final iterate is evaluated once after the loop.
+                values = record(k - 1, terms) if k > 1 else {key: v[0] for key, v in history.items()
+                                                             if key != "step"}
+            else:
+                values = record(k, terms)
+            if not all(math.isfinite(v) for v in values.values()):
+                raise FloatingPointError(f"loss became non-finite at step {k}: {values}")
+            if bar is not None:
+                bar.set_postfix_str(_postfix(values), refresh=False)
+                bar.update(1)
+            if callback is not None and callback(k, values):
+                break
+        if optimizer == "adam" and done > 0:
+            record(done, eval_terms(z, *args))
+    finally:
+        if bar is not None:
+            bar.close()
+    history["seconds"] = [time.perf_counter() - t0]
+
+    image = np.asarray(jax.nn.sigmoid(z)[0], np.float32)
+    if preserve_color:
+        image = transfer_luminance(image, content)
+    return image, history
+
+
+def _postfix(values: dict[str, float]) -> str:
+    return " ".join(f"{key}={values[key]:.3g}" for key in ("total", "content", "style", "tv"))
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+
+def _weights(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--content", required=True, help="content photo")
+    parser.add_argument("--style", required=True, action="append", help="style image (repeat to blend styles)")
+    parser.add_argument("--style-weights", type=_weights, default=None,
+                        help="comma-separated blend weights, one per --style (default: equal)")
+    parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg or .webp)")
+    parser.add_argument("--size", type=int, default=512, help="longer side of the result in pixels (default 512)")
+    parser.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs")
+    parser.add_argument("--init", choices=INITS, default="content", help="starting image (default content)")
+    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate in logit space (default 0.05)")
+    parser.add_argument("--preserve-color", action="store_true",
+                        help="keep the content's colours: result luminance + content chroma (YCbCr)")
+    defaults = L.LossConfig()
+    parser.add_argument("--content-weight", type=float, default=defaults.content_weight,
+                        help=f"global content weight (default {defaults.content_weight:g})")
+    parser.add_argument("--style-weight", type=float, default=defaults.style_weight,
+                        help=f"global style weight (default {defaults.style_weight:g})")
+    parser.add_argument("--tv-weight", type=float, default=defaults.tv_weight,
+                        help=f"total variation weight (default {defaults.tv_weight:g})")
+    parser.add_argument("--pooling", choices=("avg", "max"), default=defaults.pooling, help="VGG pooling")
+    parser.add_argument("--seed", type=int, default=0, help="seed for noise initialisation")
+
+
+def run(args: argparse.Namespace) -> int:
+    from arbstyle.cli import CLIError
+
+    output = Path(args.output)
+    if output.suffix.lower() not in SAVE_FORMATS:
+        raise CLIError(f"{output}: unsupported output extension {output.suffix or '(none)'!r}; "
+                       f"use {', '.join(sorted(SAVE_FORMATS))}")
+    if output.is_dir():
+        raise CLIError(f"{output}: is a directory; give an output file name")
+    if args.size < MIN_WORK_SIDE:
+        raise CLIError(f"--size must be at least {MIN_WORK_SIDE}, got {args.size}")
+    if args.steps < 0:
+        raise CLIError(f"--steps must be >= 0, got {args.steps}")
+    if args.style_weights is not None and len(args.style_weights) != len(args.style):
+        raise CLIError(f"--style-weights has {len(args.style_weights)} values for {len(args.style)} --style images")
+    try:
+        config = L.LossConfig(content_weight=args.content_weight, style_weight=args.style_weight,
+                              tv_weight=args.tv_weight, pooling=args.pooling)
+        if args.style_weights is not None:
+            L.blend_grams([{}] * len(args.style_weights), args.style_weights)  # validates the weights early
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+
+    # Decode at most 2x the working size: huge photos load fast and never fill memory.
+    content = load_image(args.content, max_side=2 * args.size)
+    styles = [load_image(path, max_side=2 * args.size) for path in args.style]
+    try:
+        image, history = optimize(content, styles, args.style_weights, size=args.size, steps=args.steps,
+                                  optimizer=args.optimizer, init=args.init, preserve_color=args.preserve_color,
+                                  loss_config=config, seed=args.seed, learning_rate=args.lr, progress=True)
+    except ValueError as err:
+        raise CLIError(f"{args.content}: {err}") from None
+    save_image(image, output)
+    first, last = history["total"][0], history["total"][-1]
+    print(f"wrote {output} ({image.shape[1]}x{image.shape[0]}): total loss {first:.4g} -> {last:.4g} "
+          f"in {history['step'][-1]} steps, {history['seconds'][0]:.1f} s")
+    return 0
