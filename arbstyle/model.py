@@ -20,6 +20,7 @@ DEFAULT_CONFIG = {
     "embedding_dim": EMBEDDING_DIM,
     "num_styles": 0,  # rows of the gamma/beta table when predictor == "table"
     "trunk": {},  # extra arguments for the predictor's trunk builder
+    "quantize_activations": False,  # replay an imported int8 QDQ graph's activation quantization (nets/qdq.py)
 }
 
 
@@ -55,6 +56,12 @@ class StyleTransferModel(nnx.Module):
     def __init__(self, config: Mapping, *, rngs: nnx.Rngs):
         self.config = model_config(config)
         cfg = self.config
+        if cfg["quantize_activations"]:
+            from arbstyle.nets.qdq import build_parts
+
+            self.transformer, self.predictor, self.heads = build_parts(cfg, rngs)
+            self.table = None
+            return
         self.transformer = Transformer(cfg["alpha"], rngs=rngs)
         if cfg["predictor"] == "table":
             if cfg["num_styles"] < 1:
