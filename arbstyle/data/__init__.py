@@ -9,7 +9,7 @@ See docs/data.md for the whole API.
 """
 from arbstyle.data.base import ImageBuilder, skipped_counts
 from arbstyle.data.catalog import (BUILDERS, SHARED, default_data_dir, get_builder, load, parse_spec,
-                                   prepare_shared, summary)
+                                   prepare, prepare_shared, summary)
 from arbstyle.data.coco import CocoContent
 from arbstyle.data.dtd import Dtd
 from arbstyle.data.image_folder import ImageFolder, ImageFolderConfig, config_for_path, folder_config
@@ -21,6 +21,6 @@ from arbstyle.data.pipeline import (PairTransform, default_config, fixed_pairs, 
 __all__ = [
     "BUILDERS", "SHARED", "CocoContent", "Dtd", "ImageBuilder", "ImageFolder", "ImageFolderConfig", "ImagenetContent",
     "PainterByNumbers", "PairTransform", "config_for_path", "default_config", "default_data_dir", "fixed_pairs",
-    "folder_config", "get_builder", "global_pairs", "load", "make_pipeline", "parse_spec", "prepare_shared",
+    "folder_config", "get_builder", "global_pairs", "load", "make_pipeline", "parse_spec", "prepare", "prepare_shared",
     "resolve_config", "skipped_counts", "summary",
 ]

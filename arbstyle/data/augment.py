@@ -1,12 +1,13 @@
 """Per-image preprocessing for training: decode, short-side resize, crops, flips and Magenta's colour jitter.
 
-Everything takes an explicit `np.random.Generator`, so the pipeline is a pure function of (seed, index).
-Geometry runs on 8-bit PIL images (fast, antialiased); colour jitter runs on the float32 crop afterwards.
+Every random choice comes from an explicit `np.random.Generator`, so the pipeline is a pure function of
+(seed, index). All of it runs on 8-bit PIL images (fast, antialiased, and the colour ops clip to [0, 255] as Magenta's uint8 ops
+did); the pipeline converts to float32 [0, 1] only at the end.
 
 Magenta's `arbitrary_style_image_inputs` jitters colour on the full decoded image and then resizes and crops; we
 crop first and jitter the crop. Brightness, saturation and hue act on each pixel alone, so on the pixels that
 survive the crop this differs only by the resize's interpolation happening before rather than after the jitter,
-and it costs a crop's worth of HSV conversions instead of a painting's.
+and it costs a crop's worth of colour conversions instead of a painting's.
 """
 from __future__ import annotations
 
@@ -54,54 +55,44 @@ def to_float(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.float32) * np.float32(1.0 / 255.0)
 
 
-def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
-    """float RGB in [0, 1] -> HSV with hue in [0, 1) (the convention of tf.image.rgb_to_hsv)."""
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    value = rgb.max(axis=-1)
-    chroma = value - rgb.min(axis=-1)
-    safe_v = np.where(value > 0, value, 1.0)
-    saturation = np.where(value > 0, chroma / safe_v, 0.0)
-    safe_c = np.where(chroma > 0, chroma, 1.0)
-    hue = np.where(value == r, (g - b) / safe_c,
-                   np.where(value == g, 2.0 + (b - r) / safe_c, 4.0 + (r - g) / safe_c))
-    hue = np.where(chroma > 0, (hue / 6.0) % 1.0, 0.0)
-    return np.stack([hue, saturation, value], axis=-1).astype(np.float32)
-
-
-def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
-    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
-    # The standard piecewise-linear form: channel k peaks where the hue sextant puts it.
-    k = (np.stack([5.0 + h * 6.0, 3.0 + h * 6.0, 1.0 + h * 6.0], axis=-1)) % 6.0
-    weight = np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
-    return (v[..., None] - (v * s)[..., None] * weight).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class ColorJitter:
-    """Magenta's style augmentation: tf.image.random_brightness(0.8), random_saturation(0.5, 1.5),
-    random_hue(0.2), each followed by the clip to [0, 1] that its uint8 round trip implied."""
+    """Magenta's style augmentation: tf.image.random_brightness(0.8), random_saturation(0.5, 1.5) and
+    random_hue(0.2), on 8-bit images as Magenta applied them (so values clip to [0, 255] after each op).
+
+    Runs as PIL lookup tables in HSV space: ~1 ms for a 256 px crop, against ~35 ms for the same in float numpy,
+    which made the colour jitter the slowest step of the whole pipeline. PIL's HSV is 8 bits per channel, so a hue
+    shift is quantised to 1/256 of a turn (at most about 3 levels of 255 in RGB; tests compare with a float
+    reference).
+    """
 
     brightness: float = 0.8
     saturation: tuple[float, float] = (0.5, 1.5)
     hue: float = 0.2
 
-    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
         delta = rng.uniform(-self.brightness, self.brightness) if self.brightness else 0.0
         factor = rng.uniform(*self.saturation) if self.saturation else 1.0
         shift = rng.uniform(-self.hue, self.hue) if self.hue else 0.0
-        out = np.clip(image + np.float32(delta), 0.0, 1.0)
-        if factor != 1.0 or shift != 0.0:
-            hsv = rgb_to_hsv(out)
-            hsv[..., 1] = np.clip(hsv[..., 1] * np.float32(factor), 0.0, 1.0)
-            hsv[..., 0] = (hsv[..., 0] + np.float32(shift)) % 1.0
-            out = np.clip(hsv_to_rgb(hsv), 0.0, 1.0)
-        return out.astype(np.float32, copy=False)
+        levels = np.arange(256, dtype=np.float64)
+        if delta:
+            img = img.point(_lut(levels + delta * 255.0) * 3)
+        if factor != 1.0 or shift:
+            hue, sat, val = img.convert("HSV").split()
+            sat = sat.point(_lut(levels * factor))
+            hue = hue.point(((np.arange(256) + round(shift * 256)) % 256).tolist())
+            img = Image.merge("HSV", (hue, sat, val)).convert("RGB")
+        return img
 
 
-def random_flips(image: np.ndarray, rng: np.random.Generator, *, vertical: bool = True) -> np.ndarray:
+def _lut(values: np.ndarray) -> list[int]:
+    return np.clip(np.round(values), 0, 255).astype(np.int64).tolist()
+
+
+def random_flips(img: Image.Image, rng: np.random.Generator, *, vertical: bool = True) -> Image.Image:
     """Left-right with p=1/2 and, for styles, up-down with p=1/2 (tf.image.random_flip_*)."""
     if rng.random() < 0.5:
-        image = image[:, ::-1]
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     if vertical and rng.random() < 0.5:
-        image = image[::-1]
-    return np.ascontiguousarray(image)
+        img = img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    return img

@@ -104,7 +104,13 @@ def get_builder(spec: str | ImageFolderConfig, *, data_dir: str | os.PathLike | 
     if name == "path":
         return ImageFolder(data_dir=data_dir, config=image_folder.config_for_path(config))
     if name in SHARED:
-        return ImageFolder(data_dir=data_dir, config=shared_config(name))
+        try:
+            return ImageFolder(data_dir=data_dir, config=shared_config(name))
+        except FileNotFoundError:
+            # No ../shared here (another host, a container): a copy built earlier in data_dir still serves.
+            if (Path(data_dir) / ImageFolder.name / name).is_dir():
+                return _built_image_folder(name, data_dir)
+            raise
     if name not in BUILDERS:
         raise ValueError(f"unknown dataset {spec!r}; known: {', '.join(sorted([*SHARED, *BUILDERS]))} or a folder path")
     if name == ImageFolder.name:
@@ -137,17 +143,37 @@ def load(spec: str | ImageFolderConfig, *, data_dir: str | os.PathLike | None = 
             builder = get_builder(spec, data_dir=data_dir)
     if not builder.is_prepared():
         download_config = None
-        if manual_dir is not None:
+        if builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+            # TFDS's own default, <data_dir>/downloads/manual, is used when it holds anything.
+            default_manual = Path(data_dir or default_data_dir()).expanduser() / "downloads" / "manual"
+            if manual_dir is None and default_manual.is_dir() and any(default_manual.iterdir()):
+                manual_dir = default_manual
+            if manual_dir is None:
+                raise FileNotFoundError(f"{builder.name}: not built in {builder.data_dir} and no manual_dir given. "
+                                        f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
             manual = Path(manual_dir).expanduser()
-            if not manual.is_dir():
-                raise FileNotFoundError(f"{manual}: manual_dir does not exist")
+            if not manual.is_dir() or not any(manual.iterdir()):
+                raise FileNotFoundError(f"{manual}: manual_dir does not exist or is empty")
             download_config = tfds.download.DownloadConfig(manual_dir=str(manual))
-        elif builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
-            raise FileNotFoundError(f"{builder.name}: not built in {builder.data_dir} and no manual_dir given. "
-                                    f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
         builder.download_and_prepare(download_config=download_config)
         log.info(summary(builder))
     return builder
+
+
+def prepare(config=None) -> dict[str, tfds.core.DatasetBuilder]:
+    """Build every dataset a pipeline config names (content and style lists), {spec: builder}.
+
+    On several hosts sharing one filesystem, call this on process 0 and let the others wait at a barrier before
+    make_pipeline: two processes building the same dataset at once would race on the final rename.
+    """
+    from arbstyle.data.pipeline import resolve_config, split_specs  # pipeline imports this module
+
+    cfg = resolve_config(config)
+    out = {}
+    for spec in [*split_specs(cfg.content), *split_specs(cfg.style)]:
+        base = spec.rsplit(":", 1)[0] if parse_spec(spec)[2] else spec
+        out[base] = load(base, data_dir=cfg.data_dir or None, manual_dir=cfg.manual_dir or None)
+    return out
 
 
 def prepare_shared(data_dir: str | os.PathLike | None = None) -> dict[str, tfds.core.DatasetBuilder]:

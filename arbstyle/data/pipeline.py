@@ -80,13 +80,13 @@ def _seeds(seed: int, tag: str, count: int = 1) -> list[int]:
     return [int(x) for x in np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *tags]).generate_state(count)]
 
 
-def _split_specs(text: str | Sequence[str]) -> list[str]:
+def split_specs(text: str | Sequence[str]) -> list[str]:
     items = text.split(",") if isinstance(text, str) else list(text)
     return [item.strip() for item in items if item and item.strip()]
 
 
 def _weights(text: str | Sequence[float], count: int) -> list[float] | None:
-    values = [float(v) for v in (_split_specs(text) if isinstance(text, str) else text)]
+    values = [float(v) for v in (split_specs(text) if isinstance(text, str) else text)]
     if not values:
         return None
     if len(values) != count or min(values) < 0 or sum(values) <= 0:
@@ -102,7 +102,7 @@ def _has_split(builder: tfds.core.DatasetBuilder, split: str) -> bool:
 def _open_sources(specs: str | Sequence[str], split: str, cfg) -> list[tuple[str, Any]]:
     """[(label, random-access source of {'image': bytes, ...})] for each spec that has the split."""
     opened = []
-    for spec in _split_specs(specs):
+    for spec in split_specs(specs):
         _, _, pinned = catalog.parse_spec(spec)
         load_spec = spec if pinned is None else spec.rsplit(":", 1)[0]
         builder = catalog.load(load_spec, data_dir=cfg.data_dir or None, manual_dir=cfg.manual_dir or None)
@@ -210,10 +210,9 @@ class PairTransform:
         if shape != (size, size):
             # Magenta resized the whole batch of crops to the step's random size (aspect not kept).
             img = img.resize((shape[1], shape[0]), augment.RESAMPLE)
-        out = augment.to_float(img)
         if self.style_augment:
-            out = self.jitter(augment.random_flips(out, rng), rng)
-        return out
+            img = self.jitter(augment.random_flips(img, rng), rng)
+        return augment.to_float(img)
 
     def __call__(self, index: int, pair) -> dict:
         content_rec, style_rec = pair
