@@ -1,0 +1,249 @@
+"""The Python API: `Stylizer.load("magenta-mobile").stylize(photo, painting)`.
+
+A Stylizer wraps one arbitrary-style model (style predictor + CIN heads + transformer) with jitted functions that
+are compiled once per shape and reused: content sizes are rounded up to a small ladder of buckets (reflect-padded,
+cropped back) so that a folder of mixed sizes compiles a handful of times; images above `tile_above` pixels go
+through the exact tiled forward of `arbstyle.tiling`, in bounded memory.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from PIL import Image
+
+from arbstyle import images
+from arbstyle.nets.transformer import SIZE_MULTIPLE
+from arbstyle.tiling import DEFAULT_TILE, HALO, TransformerRunner
+
+DEFAULT_MODEL = "magenta-mobile"
+STYLE_SIZE = 256  # the predictor was trained on 256 px styles
+TILE_ABOVE = 2048 * 2048  # pixels; larger contents go through the exact tiled forward
+BATCH_PIXELS = 8 * 1024 * 1024  # content pixels per transformer call (batch x height x width)
+STEPS_PER_OCTAVE = 8  # size buckets: padding is at most 1/8 of a side
+
+
+def bucket_side(side: int) -> int:
+    """Round a side up to the bucket ladder: multiples of 2**(floor(log2 side) - 3), and of the stride grid.
+
+    Eight buckets per octave (..., 256, 288, ..., 480, 512, 576, ..., 960, 1024, 1152, ...) keep the reflect
+    padding under 12.5% of a side while a folder of photos of assorted sizes compiles a handful of shapes.
+    """
+    if side <= 32:
+        return -(-side // SIZE_MULTIPLE) * SIZE_MULTIPLE
+    step = max(SIZE_MULTIPLE, 2 ** (int(math.log2(side)) - int(math.log2(STEPS_PER_OCTAVE))))
+    return -(-side // step) * step
+
+
+def _is_embedding(style) -> bool:
+    return isinstance(style, (np.ndarray, jax.Array)) and np.ndim(style) == 1
+
+
+def _as_array(image, *, max_side=None) -> np.ndarray:
+    if isinstance(image, (str, os.PathLike)):
+        return images.load_image(image, max_side=max_side)
+    return images.to_float32(image)
+
+
+def preserve_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Luminance-only transfer (Gatys et al. 2016): the stylized image's luma with the content's chroma (BT.601)."""
+    def luma(rgb):
+        return rgb @ np.asarray([0.299, 0.587, 0.114], np.float32)
+
+    # RGB = Y + (RGB - Y) keeps chroma exactly: take the content's colour difference, the stylized luma.
+    out = content - luma(content)[..., None] + luma(stylized)[..., None]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def style_input(style, size: int = STYLE_SIZE) -> np.ndarray:
+    """A style image as the predictor sees it: short side resized to `size`, centre-cropped to a square.
+
+    A square input means one compiled predictor for every style, whatever its aspect ratio.
+    """
+    size = int(size)
+    arr = images.resize_short(_as_array(style), size)
+    h, w = arr.shape[:2]
+    top, left = (h - size) // 2, (w - size) // 2
+    return arr[top:top + size, left:left + size]
+
+
+class Stylizer:
+    """Arbitrary style transfer with one model. Thread-compatible, not thread-safe.
+
+    precision: "fp32" or "bf16" for the transformer (the predictor runs in fp32: it runs once per style).
+    style_size: side the style image is resized (short side) and centre-cropped to before embedding.
+    tile / tile_above: tile interior side, and the content pixel count above which tiling is used.
+    bucket: round content sizes up to the bucket ladder (fewer compilations; output cropped back to size).
+    """
+
+    def __init__(self, model, *, precision: str = "fp32", style_size: int = STYLE_SIZE, tile: int = DEFAULT_TILE,
+                 tile_above: int = TILE_ABOVE, bucket: bool = True, batch_pixels: int = BATCH_PIXELS,
+                 name: str | None = None):
+        if not getattr(model, "arbitrary", False):
+            raise TypeError("Stylizer needs an arbitrary-style model (with a style predictor)")
+        model.eval()  # batch norm with moving statistics
+        self.model = model
+        self.name = name
+        self.style_size = int(style_size)
+        self.tile = int(tile)
+        self.tile_above = int(tile_above)
+        self.bucket = bucket
+        self.batch_pixels = int(batch_pixels)
+        self.runner = TransformerRunner(model.transformer, precision=precision)
+        self.precision = precision
+        self._embed_traces = 0
+        pred_def, pred_state = nnx.split(model.predictor)
+        heads_def, heads_state = nnx.split(model.heads)
+
+        def embed_impl(state, x):
+            self._embed_traces += 1
+            return nnx.merge(pred_def, state)(x)
+
+        self._embed = jax.jit(embed_impl)
+        self._pred_state = pred_state
+        self._heads = jax.jit(lambda state, e: nnx.merge(heads_def, state)(e))
+        self._heads_state = heads_state
+        self.embedding_dim = int(model.config["embedding_dim"])
+
+    @classmethod
+    def load(cls, name_or_path: str = DEFAULT_MODEL, **kwargs) -> "Stylizer":
+        """A model from the registry (a name such as "magenta-mobile", or a checkpoint path)."""
+        from arbstyle.registry import load_model
+
+        return cls(load_model(name_or_path), name=str(name_or_path), **kwargs)
+
+    @property
+    def compile_count(self) -> int:
+        """How many times the transformer and predictor have been compiled (traced) so far."""
+        return self.runner.traces + self._embed_traces
+
+    # ------------------------------------------------------------------ styles
+
+    def style_input(self, style, size: int | None = None) -> np.ndarray:
+        return style_input(style, size or self.style_size)
+
+    def embed(self, style, *, size: int | None = None) -> np.ndarray:
+        """Style embedding(s): one image (path, PIL, array) -> (D,); a list of them -> (N, D)."""
+        if isinstance(style, (list, tuple)):
+            if not style:
+                return np.zeros((0, self.embedding_dim), np.float32)
+            batch = np.stack([self.style_input(s, size) for s in style])
+            return self._embed_batch(batch)
+        return self._embed_batch(self.style_input(style, size)[None])[0]
+
+    def _embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        # Fixed chunk sizes (1, 2, 4, 8) so that any number of styles compiles at most four times.
+        out = []
+        for start in range(0, len(batch), 8):
+            chunk = batch[start:start + 8]
+            n = len(chunk)
+            padded = 1 << (n - 1).bit_length()
+            if padded > n:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], padded - n, axis=0)])
+            out.append(np.asarray(self._embed(self._pred_state, jnp.asarray(chunk)))[:n])
+        return np.concatenate(out).astype(np.float32)
+
+    @staticmethod
+    def mix(embeddings, weights=None) -> np.ndarray:
+        """Weighted mean of style embeddings (K, D) -> (D,): style interpolation. Weights are normalised."""
+        from arbstyle.model import mix_embeddings
+
+        return np.asarray(mix_embeddings(np.asarray(embeddings, np.float32), weights), np.float32)
+
+    def _embedding_of(self, style) -> np.ndarray:
+        if _is_embedding(style):
+            emb = np.asarray(style, np.float32)
+            if emb.shape != (self.embedding_dim,):
+                raise ValueError(f"a style embedding must have shape ({self.embedding_dim},), got {emb.shape}")
+            return emb
+        return self.embed(style)
+
+    # ------------------------------------------------------------------ stylizing
+
+    def prepare_content(self, content, *, content_size: int | None = None, max_size: int | None = None):
+        """Content as float32 HxWx3 at its working size: short side `content_size`, long side at most `max_size`."""
+        arr = _as_array(content, max_side=None if content_size else max_size)
+        if content_size:
+            arr = images.resize_short(arr, content_size)
+        if max_size and max(arr.shape[:2]) > max_size:
+            arr = images.resize_long(arr, max_size)
+        return arr
+
+    def stylize(self, content, style, *, strength: float = 1.0, preserve_color: bool = False,
+                content_size: int | None = None, max_size: int | None = None, tile: bool | None = None,
+                progress: bool = False):
+        """Stylize one content image with one style or a list of styles.
+
+        content: path, PIL image or array (uint8, or float in [0, 1]). style: path, PIL image, image array, a
+        (D,) embedding, or a list of those (one batched call; returns a list). strength in [0, 1] interpolates
+        from the content's own embedding (0) to the style's (1). Returns a PIL image for a PIL content, else a
+        float32 HxWx3 array in [0, 1]. tile: None decides by size, True/False forces it.
+        """
+        many = isinstance(style, (list, tuple))
+        styles = list(style) if many else [style]
+        if not styles:
+            return []
+        arr = self.prepare_content(content, content_size=content_size, max_size=max_size)
+        embeddings = np.stack([self._embedding_of(s) for s in styles])
+        embeddings = self.apply_strength(embeddings, arr, strength)
+        outs = self.stylize_arrays(arr, embeddings, tile=tile, progress=progress)
+        if preserve_color:
+            outs = [preserve_colors(out, arr) for out in outs]
+        if isinstance(content, Image.Image):
+            outs = [Image.fromarray(images.to_uint8(out)) for out in outs]
+        return outs if many else outs[0]
+
+    def apply_strength(self, embeddings: np.ndarray, content: np.ndarray, strength: float) -> np.ndarray:
+        """Ghiasi et al.'s identity interpolation towards the content's own embedding."""
+        if not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"strength must be in [0, 1], got {strength}")
+        if strength >= 1.0:
+            return embeddings
+        own = self.embed(content)
+        return (float(strength) * embeddings + (1.0 - float(strength)) * own[None]).astype(np.float32)
+
+    def stylize_arrays(self, content: np.ndarray, embeddings: np.ndarray, *, tile: bool | None = None,
+                       progress: bool = False) -> list[np.ndarray]:
+        """The core: content float32 HxWx3 at working size, embeddings (N, D) -> N float32 HxWx3 outputs."""
+        content = np.asarray(content, np.float32)
+        height, width = content.shape[:2]
+        if min(height, width) < images.MIN_SIDE:
+            raise ValueError(f"content is {width}x{height}; each side must be at least {images.MIN_SIDE}")
+        use_tiles = tile if tile is not None else height * width > self.tile_above
+        if use_tiles:
+            outs = []
+            for emb in embeddings:  # one at a time: tiling is for when memory is the limit
+                style = self._heads(self._heads_state, jnp.asarray(emb[None]))
+                outs.append(self.runner.tiled(content[None], style, tile=self.tile, halo=HALO,
+                                              progress=progress)[0])
+            return outs
+        padded = content
+        if self.bucket:
+            bh, bw = bucket_side(height), bucket_side(width)
+            # reflect padding needs the pad to be smaller than the side; bucket_side keeps it under 1/8
+            padded = np.pad(content, ((0, bh - height), (0, bw - width), (0, 0)), mode="reflect")
+        per_call = max(1, min(len(embeddings), self.batch_pixels // (padded.shape[0] * padded.shape[1])))
+        per_call = 1 << (per_call.bit_length() - 1)  # powers of two: few distinct batch shapes
+        x = jnp.asarray(padded[None])
+        outs = []
+        for start in range(0, len(embeddings), per_call):
+            chunk = embeddings[start:start + per_call]
+            n = len(chunk)
+            if n < per_call:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], per_call - n, axis=0)])
+            style = self._heads(self._heads_state, jnp.asarray(chunk))
+            y = np.asarray(self.runner(jnp.broadcast_to(x, (per_call, *x.shape[1:])), style))
+            outs.extend(y[i, :height, :width] for i in range(n))
+        return outs
+
+
+def stylize(content, style, *, model: str = DEFAULT_MODEL, **kwargs):
+    """One-shot convenience: `Stylizer.load(model).stylize(content, style, **kwargs)`."""
+    return Stylizer.load(model).stylize(content, style, **kwargs)
+
+
+__all__ = ["Stylizer", "bucket_side", "preserve_colors", "style_input", "stylize", "DEFAULT_MODEL", "STYLE_SIZE"]

@@ -1,0 +1,433 @@
+"""CLI commands `arbstyle stylize`, `arbstyle embed` and `arbstyle demo`.
+
+Every input is checked before anything is written (a bad file is one line naming it, exit 2, no output), and
+every output is written atomically by `arbstyle.images.save_image`.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from arbstyle import images
+from arbstyle.cli import CLIError
+from arbstyle.stylize import DEFAULT_MODEL, STYLE_SIZE
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
+GLOB_CHARS = set("*?[")
+MIX = "<mix>"  # source of the one mixed style made by --style-weights
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def expand_inputs(specs: list[str], what: str) -> list[Path]:
+    """Files, folders (their images, sorted, not recursive) and globs -> a de-duplicated list of files."""
+    found: list[Path] = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+            if not files:
+                raise CLIError(f"{path}: folder has no images ({', '.join(sorted(IMAGE_EXTS))})")
+            found.extend(files)
+        elif path.exists():
+            found.append(path)
+        elif GLOB_CHARS & set(spec):
+            files = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec), recursive=True)
+                           if Path(p).is_file())
+            if not files:
+                raise CLIError(f"{spec}: no {what} files match this pattern")
+            found.extend(files)
+        else:
+            raise CLIError(f"{spec}: no such file or folder")
+    seen, unique = set(), []
+    for path in found:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+@dataclass
+class Style:
+    name: str
+    source: str  # an image path, or "FILE:NAME" for a stored embedding
+    embedding: np.ndarray | None = None
+
+
+@dataclass
+class Job:
+    content: Path
+    styles: list[Style] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+
+
+def read_embeddings(path: Path) -> tuple[list[str], np.ndarray, dict]:
+    """An `arbstyle embed` file -> (names, (N, D) embeddings, metadata). Errors name the file."""
+    if not path.is_file():
+        raise CLIError(f"{path}: no such embeddings file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = [str(n) for n in data["names"]]
+            vectors = np.asarray(data["embeddings"], np.float32)
+            meta = {k: str(data[k]) for k in ("model",) if k in data}
+    except (OSError, ValueError, KeyError) as err:
+        raise CLIError(f"{path}: not an arbstyle embeddings file (.npz with names and embeddings): {err}") from None
+    if vectors.ndim != 2 or len(names) != len(vectors) or not np.isfinite(vectors).all():
+        raise CLIError(f"{path}: malformed embeddings (names {len(names)}, array {vectors.shape})")
+    return names, vectors, meta
+
+
+def parse_style_embedding(spec: str) -> list[Style]:
+    """FILE:NAME -> that embedding; FILE alone -> every embedding in the file."""
+    path, name = Path(spec), None
+    if not path.is_file() and ":" in spec:
+        file_part, name = spec.rsplit(":", 1)
+        path = Path(file_part)
+    names, vectors, _ = read_embeddings(path.expanduser())
+    if name is None:
+        return [Style(n, f"{path}:{n}", v) for n, v in zip(names, vectors)]
+    if name not in names:
+        raise CLIError(f"{path}: no embedding named {name!r} (has: {', '.join(names[:20])})")
+    return [Style(name, spec, vectors[names.index(name)])]
+
+
+def parse_weights(text: str, count: int) -> np.ndarray:
+    try:
+        weights = np.asarray([float(w) for w in text.split(",") if w.strip()], np.float64)
+    except ValueError:
+        raise CLIError(f"--style-weights {text!r}: expected comma-separated numbers such as 0.7,0.3") from None
+    if len(weights) != count:
+        raise CLIError(f"--style-weights has {len(weights)} values for {count} styles")
+    if (weights < 0).any() or weights.sum() <= 0 or not np.isfinite(weights).all():
+        raise CLIError("--style-weights must be non-negative with a positive sum")
+    return weights / weights.sum()
+
+
+def _output_suffix(args, single_file: Path | None) -> str:
+    if args.format:
+        return OUTPUT_FORMATS[args.format]
+    if single_file is not None:
+        return single_file.suffix.lower()
+    return ".png"
+
+
+def plan_jobs(args) -> tuple[list[Job], list[Style], np.ndarray | None]:
+    """Resolve contents, styles, pairing and output names; validate everything that needs no model."""
+    contents = expand_inputs(args.content, "content")
+    styles = [Style(p.stem, str(p)) for p in expand_inputs(args.style or [], "style")]
+    for spec in args.style_embedding or []:
+        styles.extend(parse_style_embedding(spec))
+    if not styles:
+        raise CLIError("no styles: give --style images and/or --style-embedding FILE:NAME")
+    weights = None
+    if args.style_weights:
+        weights = parse_weights(args.style_weights, len(styles))
+    if args.pairs and weights is not None:
+        raise CLIError("--pairs and --style-weights do not combine (weights mix all styles into one)")
+    if args.pairs and len(contents) != len(styles):
+        raise CLIError(f"--pairs needs as many contents as styles, got {len(contents)} and {len(styles)}")
+
+    out = Path(args.output).expanduser()
+    n_styles = 1 if weights is not None else len(styles)
+    n_pairs = len(contents) if (args.pairs or weights is not None) else len(contents) * n_styles
+    is_file = out.suffix.lower() in IMAGE_EXTS | set(images.SAVE_FORMATS) and not out.is_dir()
+    if is_file and out.suffix.lower() not in images.SAVE_FORMATS:
+        raise images.ImageError(out, f"unsupported output extension {out.suffix!r}; use .png, .jpg or .webp")
+    if is_file and n_pairs != 1:
+        raise CLIError(f"{out}: {n_pairs} outputs need a folder for -o, not a file name")
+    suffix = _output_suffix(args, out if is_file else None)
+
+    mix_name = "+".join(s.name for s in styles)
+    jobs = []
+    for i, content in enumerate(contents):
+        if weights is not None:
+            chosen = [Style(mix_name, MIX)]
+        elif args.pairs:
+            chosen = [styles[i]]
+        else:
+            chosen = styles
+        names = [out] if is_file else [out / f"{content.stem}__{s.name}{suffix}" for s in chosen]
+        jobs.append(Job(content, chosen, names))
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        for path in job.outputs:
+            if path in seen:
+                raise CLIError(f"{path}: two inputs would write this output ({seen[path]} and {job.content}); "
+                               "rename one of them")
+            seen[path] = job.content
+    return jobs, styles, weights
+
+
+# ---------------------------------------------------------------------------------------------- stylize
+
+
+def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("content", nargs="+", help="content images: files, folders or globs")
+    parser.add_argument("-s", "--style", nargs="+", help="style images: files, folders or globs")
+    parser.add_argument("--style-embedding", action="append", metavar="FILE[:NAME]",
+                        help="a style from an `arbstyle embed` file (all of the file's styles without :NAME)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="output folder (names <content>__<style>.<ext>), or a file name for one pair")
+    parser.add_argument("--pairs", action="store_true", help="pair the i-th content with the i-th style "
+                        "instead of every content with every style")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    parser.add_argument("--style-weights", metavar="W1,W2,...",
+                        help="mix all styles into one, with these weights (normalised)")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="0..1: interpolate from the content's own style (0) to the style (1); default 1")
+    parser.add_argument("--content-size", type=int, help="resize the content's shorter side to this (default: own size)")
+    parser.add_argument("--max-size", type=int, help="downscale the content so its longer side is at most this")
+    parser.add_argument("--style-size", type=int, default=STYLE_SIZE,
+                        help=f"style images are resized and centre-cropped to this square (default {STYLE_SIZE})")
+    parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance transfer)")
+    _model_arguments(parser)
+    parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS), help="output format (default: png, or -o's extension)")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
+    parser.add_argument("--tiling", choices=["auto", "on", "off"], default="auto",
+                        help="exact tiled inference: auto (above 2048x2048 pixels), on or off")
+    parser.add_argument("--tile-size", type=int, default=1024, help="tile side for tiled inference (default 1024)")
+    parser.add_argument("--no-bucket", action="store_true",
+                        help="compile for each exact content size instead of padding to size buckets")
+    parser.add_argument("--keep-going", action="store_true",
+                        help="skip unreadable contents (reported) instead of stopping before any output")
+
+
+def _model_arguments(parser) -> None:
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or checkpoint path (default {DEFAULT_MODEL})")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="transformer precision")
+
+
+def _check_numbers(args) -> None:
+    if not 0.0 <= args.strength <= 1.0:
+        raise CLIError(f"--strength must be between 0 and 1, got {args.strength}")
+    for flag in ("content_size", "max_size", "style_size", "tile_size"):
+        value = getattr(args, flag, None)
+        if value is not None and value < images.MIN_SIDE:
+            raise CLIError(f"--{flag.replace('_', '-')} must be at least {images.MIN_SIDE}, got {value}")
+    if not 1 <= args.quality <= 100:
+        raise CLIError(f"--quality must be 1..100, got {args.quality}")
+
+
+def make_stylizer(args, **kwargs):
+    from arbstyle.stylize import Stylizer
+
+    return Stylizer.load(args.model, precision=args.precision, style_size=getattr(args, "style_size", STYLE_SIZE),
+                         **kwargs)
+
+
+def _validate_contents(jobs: list[Job], keep_going: bool) -> tuple[list[Job], list[str]]:
+    """Decode every content that will be used, so that a bad file stops the run before any output is written."""
+    good, errors = [], []
+    for job in tqdm(jobs, desc="checking contents", unit="image", disable=len(jobs) < 8, leave=False):
+        try:
+            images.load_image(job.content, max_side=64)  # full decode (reduced scale for JPEG), then dropped
+            good.append(job)
+        except images.ImageError as err:
+            if not keep_going:
+                raise
+            errors.append(str(err))
+    return good, errors
+
+
+def run_stylize(args) -> int:
+    from arbstyle.stylize import preserve_colors, style_input
+
+    _check_numbers(args)
+    jobs, styles, weights = plan_jobs(args)
+    skipped = 0
+    if not args.overwrite:
+        for job in jobs:
+            keep = [(s, o) for s, o in zip(job.styles, job.outputs) if not o.exists()]
+            skipped += len(job.outputs) - len(keep)
+            job.styles, job.outputs = [s for s, _ in keep], [o for _, o in keep]
+    todo = [job for job in jobs if job.outputs]
+    if not todo:
+        print(f"nothing to do: all {skipped} output(s) exist already (use --overwrite)")
+        return 0
+    # Every input is decoded before the model loads: a bad file stops the run before anything is written.
+    style_arrays = {s.name: style_input(images.load_image(s.source), args.style_size)
+                    for s in styles if s.embedding is None}
+    todo, errors = _validate_contents(todo, args.keep_going)
+    for line in errors:
+        print(f"arbstyle stylize: skipping: {line}", file=sys.stderr)
+    if not todo:
+        return 2
+
+    stylizer = make_stylizer(args, tile=args.tile_size, bucket=not args.no_bucket)
+    if style_arrays:
+        for name, vector in zip(style_arrays, stylizer.embed(list(style_arrays.values()))):
+            next(s for s in styles if s.name == name and s.embedding is None).embedding = vector
+    for style in styles:
+        if style.embedding.shape != (stylizer.embedding_dim,):
+            raise CLIError(f"{style.source}: embedding has {style.embedding.shape[0]} values, "
+                           f"model {args.model} expects {stylizer.embedding_dim}")
+    by_name = {s.name: s.embedding for s in styles}
+    mixed = stylizer.mix(np.stack([s.embedding for s in styles]), weights) if weights is not None else None
+    tiling = {"auto": None, "on": True, "off": False}[args.tiling]
+
+    total = sum(len(job.outputs) for job in todo)
+    with tqdm(total=total, desc="stylizing", unit="image") as bar:
+        for job in todo:
+            content = stylizer.prepare_content(job.content, content_size=args.content_size, max_size=args.max_size)
+            vectors = np.stack([mixed if s.source == MIX else by_name[s.name] for s in job.styles])
+            vectors = stylizer.apply_strength(vectors, content, args.strength)
+            for out, path in zip(stylizer.stylize_arrays(content, vectors, tile=tiling), job.outputs):
+                if args.preserve_color:
+                    out = preserve_colors(out, content)
+                images.save_image(out, path, quality=args.quality)
+                bar.update()
+    note = f", skipped {skipped} existing (use --overwrite)" if skipped else ""
+    where = todo[0].outputs[0] if total == 1 else Path(args.output)
+    print(f"wrote {total} image(s) to {where}{note}")
+    return 2 if errors else 0
+
+
+# ---------------------------------------------------------------------------------------------- embed
+
+
+def add_arguments_embed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("styles", nargs="+", help="style images: files, folders or globs")
+    parser.add_argument("-o", "--output", required=True, help="output .npz (names + embeddings)")
+    parser.add_argument("--style-size", type=int, default=STYLE_SIZE,
+                        help=f"resize and centre-crop styles to this square (default {STYLE_SIZE})")
+    _model_arguments(parser)
+
+
+def write_embeddings(path: Path, names: list[str], vectors: np.ndarray, model: str) -> None:
+    """Atomic .npz write: names as a unicode array (loads without pickle), embeddings (N, D) float32."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, names=np.asarray(names, dtype=str), embeddings=np.asarray(vectors, np.float32),
+                     model=np.asarray(model, dtype=str))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def run_embed(args) -> int:
+    if args.style_size < images.MIN_SIDE:
+        raise CLIError(f"--style-size must be at least {images.MIN_SIDE}")
+    out = Path(args.output).expanduser()
+    if out.suffix.lower() != ".npz":
+        raise CLIError(f"{out}: the embeddings file must end in .npz")
+    files = expand_inputs(args.styles, "style")
+    names = [p.stem for p in files]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise CLIError(f"several styles are named {', '.join(dupes)}; names come from file stems and must differ")
+    arrays = [images.load_image(p) for p in tqdm(files, desc="reading styles", unit="image",
+                                                   disable=len(files) < 8, leave=False)]
+    stylizer = make_stylizer(args)
+    vectors = stylizer.embed(arrays)
+    write_embeddings(out, names, vectors, args.model)
+    print(f"wrote {len(names)} embedding(s) of {vectors.shape[1]} values to {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- demo
+
+DEMO_CONTENTS = ["astronaut", "chelsea", "coffee", "rocket"]
+DEMO_STYLES = ["immunohistochemistry", "hubble_deep_field", "colorwheel", "brick", "gravel"]
+
+
+def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", default="arbstyle_demo.png", help="contact sheet image (default %(default)s)")
+    parser.add_argument("--size", type=int, default=256, help="longer side of each content tile (default 256)")
+    parser.add_argument("--contents", nargs="+", default=DEMO_CONTENTS, help="skimage.data photo names")
+    parser.add_argument("--styles", nargs="+", default=DEMO_STYLES, help="skimage.data texture/painting names")
+    parser.add_argument("--strength", type=float, default=1.0)
+    parser.add_argument("--style-size", type=int, default=STYLE_SIZE)
+    _model_arguments(parser)
+
+
+def skimage_sample(name: str) -> np.ndarray:
+    """A sample image bundled with scikit-image, as float32 HxWx3 (no download)."""
+    import skimage.data
+
+    loader = getattr(skimage.data, name, None)
+    if loader is None or name.startswith("_") or not callable(loader):
+        raise CLIError(f"skimage.data has no image named {name!r}")
+    try:
+        arr = loader()
+    except Exception as err:  # noqa: BLE001  (some samples need an optional download package)
+        raise CLIError(f"skimage.data.{name}: not available offline ({type(err).__name__})") from None
+    if isinstance(arr, tuple):
+        arr = arr[0]
+    arr = np.asarray(arr)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    if arr.ndim not in (2, 3):
+        raise CLIError(f"skimage.data.{name} is not a 2-D image")
+    return images.to_float32(arr)
+
+
+def contact_sheet(contents: list[np.ndarray], styles: list[np.ndarray], results: list[list[np.ndarray]],
+                  *, cell: int, labels: tuple[list[str], list[str]] | None = None) -> np.ndarray:
+    """Grid: top row the styles, left column the contents, result (i, j) at row i + 1, column j + 1."""
+    from PIL import Image, ImageDraw
+
+    gap = max(4, cell // 32)
+    rows, cols = len(contents) + 1, len(styles) + 1
+    sheet = Image.new("RGB", (cols * (cell + gap) + gap, rows * (cell + gap) + gap), "white")
+
+    def put(arr, r, c):
+        tile = Image.fromarray(images.to_uint8(arr))
+        tile.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+        x = gap + c * (cell + gap) + (cell - tile.width) // 2
+        y = gap + r * (cell + gap) + (cell - tile.height) // 2
+        sheet.paste(tile, (x, y))
+
+    for j, style in enumerate(styles):
+        put(style, 0, j + 1)
+    for i, content in enumerate(contents):
+        put(content, i + 1, 0)
+        for j, result in enumerate(results[i]):
+            put(result, i + 1, j + 1)
+    if labels:
+        draw = ImageDraw.Draw(sheet)
+        for j, name in enumerate(labels[1]):
+            draw.text((gap + (j + 1) * (cell + gap) + 3, 3), name, fill="black")
+        for i, name in enumerate(labels[0]):
+            draw.text((gap + 3, gap + (i + 1) * (cell + gap) + 3), name, fill="white", stroke_width=1,
+                      stroke_fill="black")
+    return np.asarray(sheet)
+
+
+def run_demo(args) -> int:
+    if args.size < images.MIN_SIDE:
+        raise CLIError(f"--size must be at least {images.MIN_SIDE}")
+    out = Path(args.output).expanduser()
+    if out.suffix.lower() not in images.SAVE_FORMATS:
+        raise images.ImageError(out, f"unsupported output extension {out.suffix!r}; use .png, .jpg or .webp")
+    contents = [images.resize_long(skimage_sample(n), args.size) for n in args.contents]
+    styles = [skimage_sample(n) for n in args.styles]
+    stylizer = make_stylizer(args)
+    vectors = stylizer.embed(styles)
+    results = []
+    with tqdm(total=len(contents) * len(styles), desc="demo", unit="image") as bar:
+        for content in contents:
+            emb = stylizer.apply_strength(vectors, content, args.strength)
+            results.append(stylizer.stylize_arrays(content, emb))
+            bar.update(len(styles))
+    sheet = contact_sheet(contents, [images.resize_short(s, args.size) for s in styles], results, cell=args.size,
+                          labels=(args.contents, args.styles))
+    images.save_image(sheet, out)
+    print(f"wrote {out} ({len(contents)} contents x {len(styles)} styles, model {args.model})")
+    return 0
