@@ -17,7 +17,6 @@ from PIL import Image
 from arbstyle import data
 from arbstyle.data import dtd as dtd_module
 from arbstyle.data import painter_by_numbers as pbn
-from arbstyle.data.image_folder import ImageFolder
 from test_data_samples import SKIMAGE_DATA, encode, real_images, truncated_jpeg, write_folder
 
 

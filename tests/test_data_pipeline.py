@@ -146,6 +146,17 @@ def test_evaluation_pairs_are_centre_crops_without_augmentation(config):
         np.testing.assert_allclose(a["content"][i], expected, atol=1e-6)
 
 
+def test_fixed_pairs_take_eval_specs_with_their_own_splits(config):
+    cfg = data.resolve_config(config)
+    with pytest.raises(ValueError, match="non-empty split 'val'"):
+        data.fixed_pairs(cfg, 2, split="val")  # folder datasets only have 'train'
+    cfg.eval_content = f"{cfg.content}:train"
+    cfg.eval_style = f"{cfg.style.split(',')[1]}:train[:2]"
+    pairs = data.fixed_pairs(cfg, 2, split="val")
+    assert pairs["content"].shape == (2, 24, 24, 3)
+    assert set(pairs["style_index"]) <= {0, 1} and set(pairs["style_source"]) == {0}
+
+
 def test_style_weights_set_the_mixture(config):
     cfg = data.resolve_config(config)
     cfg.style_weights = "3,1"

@@ -104,11 +104,14 @@ class ImageBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _generate_examples(self, split: str, candidates: Iterable[Candidate]) -> Iterator[tuple[str, dict]]:
         max_short = self._max_short_side()
+        # Storing downscaled copies decodes JPEGs at reduced DCT scale, so huge paintings (PBN has some far above
+        # 100 MP) are cheap: only PIL's own decompression-bomb limit (179 MP) still applies then.
+        max_pixels = None if max_short else images.DEFAULT_MAX_PIXELS
 
         def convert(cand: Candidate):
             try:
                 data = cand.read() if callable(cand.read) else cand.read
-                return cand, records.canonical_image(data, cand.name, max_short_side=max_short)
+                return cand, records.canonical_image(data, cand.name, max_short_side=max_short, max_pixels=max_pixels)
             except images.ImageError as err:
                 return cand, err
             except OSError as err:  # an unreadable file in a folder: skip it like a corrupt one

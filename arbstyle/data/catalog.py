@@ -86,12 +86,26 @@ def is_path_spec(spec: str) -> bool:
 
 
 def parse_spec(spec: str) -> tuple[str, str | None, str | None]:
-    """'name[/config][:split]' -> (name, config, split); a folder path -> ('path', folder, None)."""
+    """'name[/config][:split]' -> (name, config, split); a folder path[:split] -> ('path', folder, split)."""
     if is_path_spec(spec):
+        if Path(spec).expanduser().is_dir():
+            return "path", spec, None
+        # The split may hold colons itself ("train[:50%]"): cut at the first colon that leaves a folder.
+        for at in (i for i, ch in enumerate(spec) if ch == ":"):
+            if Path(spec[:at]).expanduser().is_dir():
+                return "path", spec[:at], spec[at + 1:]
         return "path", spec, None
     name_part, _, split = spec.partition(":")
     name, _, config = name_part.partition("/")
     return name, (config or None), (split or None)
+
+
+def without_split(spec: str) -> tuple[str, str | None]:
+    """'dtd/split2:test' -> ('dtd/split2', 'test'); '/a/folder:train[:10]' -> ('/a/folder', 'train[:10]')."""
+    name, config, split = parse_spec(spec)
+    if name == "path":
+        return config, split
+    return (f"{name}/{config}" if config else name), split
 
 
 def get_builder(spec: str | ImageFolderConfig, *, data_dir: str | os.PathLike | None = None
@@ -171,7 +185,7 @@ def prepare(config=None) -> dict[str, tfds.core.DatasetBuilder]:
     cfg = resolve_config(config)
     out = {}
     for spec in [*split_specs(cfg.content), *split_specs(cfg.style)]:
-        base = spec.rsplit(":", 1)[0] if parse_spec(spec)[2] else spec
+        base, _ = without_split(spec)
         out[base] = load(base, data_dir=cfg.data_dir or None, manual_dir=cfg.manual_dir or None)
     return out
 

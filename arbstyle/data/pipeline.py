@@ -38,6 +38,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.content_weights = ""  # "" -> in proportion to dataset sizes; else e.g. "3,1"
     c.style = "shared_paintings,shared_textures"
     c.style_weights = ""
+    # Specs for fixed_pairs (sample grids); "" -> content / style with fixed_pairs' split. Pin splits here when
+    # the datasets name them differently, e.g. "imagenet_content:validation" and "painter_by_numbers:test".
+    c.eval_content = ""
+    c.eval_style = ""
     # Content: short side resized to content_resize (0 -> content_size), then a content_size square crop.
     c.content_size = 256
     c.content_resize = 0
@@ -103,8 +107,7 @@ def _open_sources(specs: str | Sequence[str], split: str, cfg) -> list[tuple[str
     """[(label, random-access source of {'image': bytes, ...})] for each spec that has the split."""
     opened = []
     for spec in split_specs(specs):
-        _, _, pinned = catalog.parse_spec(spec)
-        load_spec = spec if pinned is None else spec.rsplit(":", 1)[0]
+        load_spec, pinned = catalog.without_split(spec)
         builder = catalog.load(load_spec, data_dir=cfg.data_dir or None, manual_dir=cfg.manual_dir or None)
         want = pinned or split
         if not _has_split(builder, want):
@@ -280,7 +283,11 @@ def make_pipeline(config=None, *, split: str = "train", seed: int, global_batch:
 
 
 def fixed_pairs(config=None, count: int = 8, *, split: str = "val", seed: int = 0) -> dict[str, np.ndarray]:
-    """`count` deterministic, unaugmented, centre-cropped pairs (e.g. for sample grids during training)."""
-    iterator = make_pipeline(config, split=split, seed=seed, global_batch=count, process_index=0, process_count=1,
+    """`count` deterministic, unaugmented, centre-cropped pairs (e.g. for sample grids during training), from
+    eval_content / eval_style when set, else content / style, at `split` unless a spec pins its own."""
+    cfg = resolve_config(config)
+    cfg.content = cfg.eval_content or cfg.content
+    cfg.style = cfg.eval_style or cfg.style
+    iterator = make_pipeline(cfg, split=split, seed=seed, global_batch=count, process_index=0, process_count=1,
                              train=False)
     return next(iterator)

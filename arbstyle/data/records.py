@@ -12,7 +12,6 @@ import math
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image, ImageOps
 
 from arbstyle import images
@@ -125,8 +124,3 @@ def stable_fraction(text: str) -> float:
     digest = hashlib.sha256(text.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
-
-def to_rgb_array(data: bytes) -> np.ndarray:
-    """Stored (canonical) bytes -> uint8 HxWx3. Only for bytes that went through canonical_image."""
-    with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img.convert("RGB"))
