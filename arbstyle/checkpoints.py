@@ -1,0 +1,155 @@
+"""The training workdir on disk, and loading a trained model back from it.
+
+    WORKDIR/
+      config.json                 {"model": <model config for build_model>, "experiment": <full config>,
+                                   "styles": [...] (table models: style id -> painting), "arbstyle_version": ...}
+      checkpoints/<step>/         one Orbax CheckpointManager step, written atomically (tmp dir, then rename)
+        model/                    the model's complete nnx.State (params + batch stats) as a pure nested dict
+        train/                    {"step", "opt_state", "rng"}: Optax state of the trainable params, and the RNG
+        data/process_<i>-of-<n>.json   each process's grain iterator state
+      tensorboard/events.out.tfevents.*   scalars and sample grids (first process only)
+      samples/step_<step>.png     grids of fixed validation pairs: content | style | stylized
+
+`restore_model(workdir)` rebuilds the model with `build_model(config["model"])` and fills it from the newest (or
+a given) step's `model` item: nothing but config.json and that item is read.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+MODEL_ITEM, TRAIN_ITEM, DATA_ITEM = "model", "train", "data"
+
+
+class CheckpointError(ValueError):
+    """A workdir or checkpoint that cannot be used; str() is one line naming the path."""
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True, default=_json_default)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def read_config(workdir: str | os.PathLike) -> dict:
+    path = Path(workdir) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not found (is {workdir} a training workdir?)")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise CheckpointError(f"{path}: has no 'model' config")
+    return config
+
+
+def checkpoint_dir(workdir: str | os.PathLike) -> Path:
+    return Path(workdir).absolute() / CHECKPOINT_DIR
+
+
+def manager(workdir: str | os.PathLike, *, max_to_keep: int | None = None, read_only: bool = False,
+            with_data: bool = True) -> ocp.CheckpointManager:
+    """The workdir's CheckpointManager. Leftover temporary directories of an interrupted save are removed."""
+    handlers = {MODEL_ITEM: ocp.StandardCheckpointHandler(), TRAIN_ITEM: ocp.StandardCheckpointHandler()}
+    if with_data:
+        import grain
+
+        handlers[DATA_ITEM] = grain.checkpoint.CheckpointHandler()
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+                                           cleanup_tmp_directories=not read_only)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_handlers=handlers)
+
+
+def pure(tree):
+    """Every nnx.State inside `tree` (e.g. Optax's moments) -> a plain nested dict of arrays."""
+    return jax.tree.map(lambda s: s.to_pure_dict() if isinstance(s, nnx.State) else s, tree,
+                        is_leaf=lambda x: isinstance(x, nnx.State))
+
+
+def unpure(template, restored):
+    """Inverse of `pure`: put restored plain dicts back into (copies of) the nnx.States of `template`."""
+    def fill(t, r):
+        if isinstance(t, nnx.State):
+            state = jax.tree.map(lambda x: x, t)  # a fresh State; the template stays untouched
+            nnx.replace_by_pure_dict(state, r)
+            return state
+        return r
+    return jax.tree.map(fill, template, restored, is_leaf=lambda x: isinstance(x, nnx.State))
+
+
+def abstract_like(tree, sharding=None):
+    """ShapeDtypeStructs (optionally with a sharding) for every array leaf: an Orbax restore target."""
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)
+
+
+def available_steps(workdir: str | os.PathLike) -> list[int]:
+    folder = checkpoint_dir(workdir)
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()
+                  and (p / "_CHECKPOINT_METADATA").is_file())
+
+
+def restore_model_state(workdir: str | os.PathLike, model: nnx.Module, step: int | None = None) -> int:
+    """Fill `model` (built from the workdir's model config) from a checkpoint's model item; returns the step."""
+    steps = available_steps(workdir)
+    if not steps:
+        raise CheckpointError(f"{checkpoint_dir(workdir)}: no checkpoints")
+    step = steps[-1] if step is None else int(step)
+    if step not in steps:
+        raise CheckpointError(f"{checkpoint_dir(workdir)}: no checkpoint for step {step} (have {steps})")
+    state = nnx.state(model)
+    target = abstract_like(state.to_pure_dict())
+    mngr = manager(workdir, read_only=True, with_data=False)
+    try:
+        restored = mngr.restore(step, args=ocp.args.Composite(**{MODEL_ITEM: ocp.args.StandardRestore(target)}))
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        raise CheckpointError(f"{checkpoint_dir(workdir) / str(step)}: cannot restore the model "
+                              f"({' '.join(str(err).split())[:300]})") from None
+    finally:
+        mngr.close()
+    nnx.replace_by_pure_dict(state, restored[MODEL_ITEM])
+    nnx.update(model, state)
+    return step
+
+
+def restore_model(workdir: str | os.PathLike, step: int | None = None):
+    """The trained model of a workdir (newest checkpoint unless `step`), in inference mode."""
+    from arbstyle.model import build_model
+
+    config = read_config(workdir)
+    model = nnx.eval_shape(lambda: build_model(config["model"]))
+    # Abstract params cost nothing to build; give them real (zero) buffers only to receive the restore.
+    graphdef, state = nnx.split(model)
+    state = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), state)
+    model = nnx.merge(graphdef, state)
+    restore_model_state(workdir, model, step)
+    model.eval()
+    return model

@@ -1,0 +1,586 @@
+"""`arbstyle train`: train a style transfer model from an experiment config, data-parallel over every device.
+
+    arbstyle train --config experiments/smoke.py --workdir runs/smoke [--config.train.steps=50 ...]
+
+One path from disk to loss: `arbstyle.data.make_pipeline` (TFDS array_record + grain) gives each process its slice
+of every global batch of (content, style) pairs; the slices become global arrays sharded on the mesh's 'data' axis;
+one `jax.jit` step runs the model (Flax NNX) and the frozen VGG-16 loss network, and updates the replicated
+parameters with Optax. Because the batch is one global array, XLA averages gradients and batch-norm statistics over
+all devices and processes, so N devices compute what one device would with the same global batch.
+
+The workdir layout (checkpoints, config.json, event files, sample grids) is documented in arbstyle.checkpoints
+and docs/training.md. Restarting the same command resumes from the newest checkpoint: model, optimizer, step,
+RNG and the data iterator's position.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import grain
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+import arbstyle
+from arbstyle import checkpoints, experiment, parallel
+from arbstyle.cli import CLIError
+
+log = logging.getLogger("arbstyle.train")
+
+
+class TrainingDiverged(CLIError):
+    """The loss or gradients became NaN/inf; training stopped without saving the bad state."""
+
+
+# ---- the model and what is trained --------------------------------------------------------------------------------
+def _path_text(path) -> str:
+    return "/".join(str(p) for p in path)
+
+
+def _under(path_text: str, prefix: str) -> bool:
+    prefix = prefix.strip("/")
+    return path_text == prefix or path_text.startswith(prefix + "/")
+
+
+def trainable_filter(freeze: tuple[str, ...]) -> Callable:
+    """nnx filter: a Param outside every frozen prefix."""
+    def keep(path, value) -> bool:
+        return isinstance(value, nnx.Param) and not any(_under(_path_text(path), p) for p in freeze)
+    return keep
+
+
+def _submodule(model: nnx.Module, prefix: str):
+    node = model
+    for part in prefix.strip("/").split("/"):
+        node = node[int(part)] if part.isdigit() and not hasattr(node, part) else getattr(node, part, None)
+        if node is None:
+            return None
+    return node
+
+
+def set_mode(model: nnx.Module, training: bool, freeze: tuple[str, ...] = ()) -> None:
+    """Batch norm in training mode (batch statistics, running averages updated) except in frozen modules."""
+    if training:
+        model.train()
+    else:
+        model.eval()
+    for prefix in freeze:
+        sub = _submodule(model, prefix)
+        if isinstance(sub, nnx.Module):
+            sub.eval()
+
+
+def use_bf16(model: nnx.Module) -> None:
+    """bfloat16 compute in every convolution and dense layer (parameters stay float32; norms compute in float32)."""
+    for _, module in nnx.iter_modules(model):
+        if isinstance(module, (nnx.Conv, nnx.Linear)):
+            module.dtype = jnp.bfloat16
+
+
+def check_freeze(model: nnx.Module, freeze: tuple[str, ...]) -> None:
+    paths = [_path_text(p) for p, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))]
+    for prefix in freeze:
+        if not any(_under(p, prefix) for p in paths):
+            raise CLIError(f"train.freeze: {prefix!r} matches no parameter of this model "
+                           f"(top-level modules: {sorted({p.split('/')[0] for p in paths})})")
+
+
+def _load_init_model(name: str):
+    """A model to start from: a registry name (e.g. 'magenta-mobile') or a training workdir, as float weights."""
+    from arbstyle.model import build_model
+
+    if (Path(name).expanduser() / checkpoints.CONFIG_FILE).is_file():
+        source = checkpoints.restore_model(Path(name).expanduser())
+    else:
+        try:
+            from arbstyle.registry import load_model
+        except ModuleNotFoundError as err:
+            raise CLIError(f"init.model={name!r}: arbstyle.registry is not available ({err})") from None
+        source = load_model(name)
+    config = dict(source.config)
+    if config.get("quantize_activations"):
+        # Training needs float activations; the imported int8 emulation shares the same parameters by name.
+        config["quantize_activations"] = False
+        model = build_model(config)
+        wanted = nnx.state(model)
+        have = dict(nnx.to_flat_state(nnx.state(source)))
+        flat = []
+        for path, var in nnx.to_flat_state(wanted):
+            if path not in have:
+                raise CLIError(f"init.model={name!r}: the float model's {_path_text(path)} is not in the source")
+            flat.append((path, have[path]))
+        nnx.update(model, nnx.from_flat_state(flat))
+        return model
+    return source
+
+
+def _load_trunk(model, name: str) -> None:
+    """Pretrained weights for the style predictor's trunk (e.g. 'inception-v3': ImageNet-trained slim Inception)."""
+    if model.predictor is None:
+        raise CLIError(f"init.trunk={name!r}: a 'table' model has no style predictor trunk")
+    try:
+        from arbstyle import pretrained
+    except ModuleNotFoundError as err:
+        raise CLIError(f"init.trunk={name!r}: arbstyle.pretrained is not available ({err}); "
+                       f"set --config.init.trunk='' to start from random weights") from None
+    loader = getattr(pretrained, "load_trunk", None)
+    if loader is None:
+        raise CLIError(f"init.trunk={name!r}: arbstyle.pretrained has no load_trunk(); "
+                       f"set --config.init.trunk='' to start from random weights")
+    loader(model.predictor.trunk, name)
+
+
+# ---- the data ------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class StyleTable:
+    """For 'table' models: style id = offset of the style's dataset + its record index in the train split."""
+
+    offsets: tuple[int, ...]
+    names: list[str]
+
+
+def style_table(data_cfg) -> StyleTable:
+    import tensorflow_datasets as tfds
+
+    from arbstyle.data import catalog, pipeline
+
+    offsets, names = [], []
+    for spec in pipeline.split_specs(data_cfg.style):
+        _, _, pinned = catalog.parse_spec(spec)
+        base = spec.rsplit(":", 1)[0] if pinned else spec
+        builder = catalog.load(base, data_dir=data_cfg.data_dir or None, manual_dir=data_cfg.manual_dir or None)
+        split = pinned or "train"
+        if split not in builder.info.splits:
+            continue  # the pipeline leaves such a dataset out too, so it takes no slot in style_source
+        source = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
+        offsets.append(len(names))
+        names.extend(str(source[i]["filename"].decode() if isinstance(source[i]["filename"], bytes)
+                         else source[i]["filename"]) for i in range(len(source)))
+    return StyleTable(tuple(offsets), names)
+
+
+def device_batch(local: Mapping[str, np.ndarray], table: StyleTable | None) -> dict[str, np.ndarray]:
+    """The arrays the step needs from a pipeline batch (style ids for table models)."""
+    out = {"content": local["content"], "style": local["style"]}
+    if table is not None:
+        offsets = np.asarray(table.offsets, np.int32)
+        out["style_id"] = (offsets[local["style_source"]] + local["style_index"]).astype(np.int32)
+    return out
+
+
+def _prepare_data(data_cfg) -> None:
+    from jax.experimental import multihost_utils
+
+    from arbstyle import data
+
+    if parallel.is_primary():
+        data.prepare(data_cfg)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("arbstyle-data-prepared")
+
+
+def sample_pairs(data_cfg, count: int, seed: int, table: StyleTable | None) -> dict[str, np.ndarray]:
+    """Fixed, unaugmented pairs for the sample grid: the validation split where every dataset has one."""
+    from arbstyle import data
+
+    splits = ("train",) if table is not None else ("val", "train")  # a table knows only its training styles
+    for split in splits:
+        try:
+            pairs = data.fixed_pairs(data_cfg, count, split=split, seed=seed)
+            break
+        except ValueError:
+            if split == "train":
+                raise
+    return device_batch(pairs, table)
+
+
+# ---- the step -------------------------------------------------------------------------------------------------------
+def make_optimizer(opt: ml_collections.ConfigDict, total_steps: int) -> tuple[optax.GradientTransformation, Callable]:
+    lr, warmup = float(opt.learning_rate), int(opt.warmup_steps)
+    if opt.schedule == "constant":
+        schedule = optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), optax.constant_schedule(lr)],
+                                        [warmup]) if warmup else optax.constant_schedule(lr)
+    elif opt.schedule == "cosine":
+        schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, warmup + 1))
+    else:
+        raise CLIError(f"optimizer.schedule must be 'constant' or 'cosine', got {opt.schedule!r}")
+    tx = optax.adam(schedule, b1=float(opt.b1), b2=float(opt.b2), eps=float(opt.eps))
+    if float(opt.clip_norm) > 0:
+        tx = optax.chain(optax.clip_by_global_norm(float(opt.clip_norm)), tx)
+    return tx, schedule
+
+
+def loss_config(cfg: ml_collections.ConfigDict):
+    from arbstyle.losses import LossConfig
+
+    try:
+        return LossConfig(content_layers=tuple(tuple(x) for x in cfg.content_layers),
+                          style_layers=tuple(tuple(x) for x in cfg.style_layers),
+                          content_weight=cfg.content_weight, style_weight=cfg.style_weight, tv_weight=cfg.tv_weight,
+                          pooling=cfg.pooling)
+    except ValueError as err:
+        raise CLIError(f"loss config: {err}") from None
+
+
+def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Callable, arbitrary: bool):
+    """state, vgg_state, batch -> new state, metrics. A non-finite loss or gradient leaves the state unchanged."""
+    from arbstyle import losses
+
+    content_layers = [k for k, _ in losses_cfg.content_layers]
+    style_layers = [k for k, _ in losses_cfg.style_layers]
+
+    def step(state, vgg_state, batch):
+        model = nnx.merge(graphdef, state["params"], state["frozen"], state["batch_stats"], state["other"])
+        vgg = nnx.merge(vgg_graphdef, vgg_state)
+        content, style = batch["content"], batch["style"]
+        content_feats = vgg(content, content_layers)
+        grams = {k: losses.gram_matrix(v) for k, v in vgg(style, style_layers).items()}
+        condition = style if arbitrary else batch["style_id"]
+
+        def loss_fn(model):
+            stylized = model(content, condition)
+            return losses.perceptual_loss(vgg, stylized, content_feats, grams, losses_cfg)
+
+        (total, breakdown), grads = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, keep), has_aux=True)(model)
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(total) & jnp.isfinite(grad_norm)
+        new = dict(state, params=optax.apply_updates(state["params"], updates), opt_state=opt_state,
+                   batch_stats=nnx.state(model, nnx.BatchStat), step=state["step"] + 1,
+                   rng=jax.random.fold_in(state["rng"], state["step"]))
+        new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state)
+        metrics = {**{f"loss/{k}": v for k, v in breakdown.items()}, "train/grad_norm": grad_norm,
+                   "train/learning_rate": schedule(state["step"]), "finite": finite}
+        return new, metrics
+
+    return step
+
+
+def make_sample_fn(eval_graphdef, arbitrary: bool):
+    def sample(state, pairs):
+        model = nnx.merge(eval_graphdef, state["params"], state["frozen"], state["batch_stats"], state["other"])
+        return model(pairs["content"], pairs["style"] if arbitrary else pairs["style_id"])
+    return sample
+
+
+# ---- outputs --------------------------------------------------------------------------------------------------------
+def sample_grid(pairs: Mapping[str, np.ndarray], stylized: np.ndarray, gap: int = 4) -> np.ndarray:
+    """Rows of content | style | stylized (style resized to the content's size), on white."""
+    from arbstyle import images
+
+    content = np.asarray(pairs["content"], np.float32)
+    n, h, w, _ = content.shape
+    grid = np.ones((n * h + (n - 1) * gap, 3 * w + 2 * gap, 3), np.float32)
+    for i in range(n):
+        style = np.asarray(pairs["style"][i], np.float32)
+        if style.shape[:2] != (h, w):
+            style = images.resize_to(style, (h, w))
+        for j, tile in enumerate((content[i], style, np.asarray(stylized[i], np.float32))):
+            grid[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = np.clip(tile, 0, 1)
+    return grid
+
+
+class _Stop:
+    """SIGTERM/SIGINT set a flag that the loop reads after each step; a second signal exits at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            signal.signal(signum, self._previous.get(signum) or signal.SIG_DFL)
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("received %s: saving a checkpoint after this step", signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def requested(self) -> bool:
+        if jax.process_count() == 1:
+            return self.signum is not None
+        # Every process must stop (and save) at the same step, whichever of them got the signal.
+        from jax.experimental import multihost_utils
+
+        flags = multihost_utils.process_allgather(np.asarray(self.signum is not None, np.int32))
+        return bool(np.any(flags))
+
+
+@dataclasses.dataclass
+class Result:
+    status: str  # "done" | "interrupted"
+    signum: int | None  # the signal that interrupted the run
+    start_step: int
+    step: int
+    last_checkpoint: int | None
+    losses: dict[int, float]  # step -> total loss, for the steps this run trained
+
+
+# ---- the trainer ----------------------------------------------------------------------------------------------------
+def _model_config(config, table: StyleTable | None) -> dict:
+    from arbstyle.model import model_config
+
+    cfg = config.model.to_dict()
+    if cfg["predictor"] == "table":
+        if not cfg["num_styles"]:
+            cfg["num_styles"] = len(table.names)
+        elif cfg["num_styles"] != len(table.names):
+            raise CLIError(f"model.num_styles={cfg['num_styles']} but the style data holds {len(table.names)} "
+                           f"images (set 0 to take the number from the data)")
+    try:
+        return model_config(cfg)
+    except (KeyError, ValueError) as err:
+        raise CLIError(f"model config: {err}") from None
+
+
+def _write_run_config(workdir: Path, config, model_cfg: dict, table: StyleTable | None) -> None:
+    payload = {"model": model_cfg, "experiment": config.to_dict(), "arbstyle_version": arbstyle.__version__}
+    if table is not None:
+        payload["styles"] = table.names
+    checkpoints.write_json_atomic(workdir / checkpoints.CONFIG_FILE, payload)
+
+
+def _host_float(x) -> float:
+    return float(parallel.to_host(x))
+
+
+def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Result:
+    """Train (or resume) in `workdir`. Call parallel.initialize_distributed() first for multi-process runs."""
+    from arbstyle import data, images
+    from arbstyle.model import build_model
+    from arbstyle.nets.vgg import load_vgg16
+    from arbstyle.tensorboard import SummaryWriter
+
+    workdir = Path(workdir).expanduser().absolute()
+    primary = parallel.is_primary()
+    tc = config.train
+    mesh = parallel.make_mesh(config.parallel.num_devices or None)
+    try:
+        local_batch = parallel.check_batch_size(tc.batch_size, mesh)
+    except ValueError as err:
+        raise CLIError(f"train.batch_size: {err}") from None
+    freeze = tuple(tc.freeze)
+    data_cfg = data.resolve_config(config.data)
+
+    _prepare_data(data_cfg)
+    table = style_table(data_cfg) if config.model.predictor == "table" else None
+
+    steps_on_disk = checkpoints.available_steps(workdir)
+    resuming = bool(steps_on_disk)
+    if resuming:
+        saved = checkpoints.read_config(workdir)
+        model_cfg = saved["model"]
+        wanted = _model_config(config, table) if not config.init.model else model_cfg
+        if wanted != model_cfg:
+            raise CLIError(f"{workdir / checkpoints.CONFIG_FILE}: the workdir holds a different model "
+                           f"({model_cfg}) than this config asks for ({wanted}); use a new --workdir")
+        model = nnx.eval_shape(lambda: build_model(model_cfg, seed=config.seed))
+    elif config.init.model:
+        model = _load_init_model(config.init.model)
+        model_cfg = dict(model.config)
+    else:
+        model_cfg = _model_config(config, table)
+        model = build_model(model_cfg, seed=config.seed)
+    if config.init.trunk and not resuming:
+        _load_trunk(model, config.init.trunk)
+    check_freeze(model, freeze)
+    if tc.bf16:
+        use_bf16(model)
+
+    keep = trainable_filter(freeze)
+    filters = (keep, nnx.Param, nnx.BatchStat, ...)
+    set_mode(model, False)
+    eval_graphdef = nnx.split(model, *filters)[0]
+    set_mode(model, True, freeze)
+    graphdef, params, frozen, batch_stats, other = nnx.split(model, *filters)
+    del model
+    tx, schedule = make_optimizer(config.optimizer, tc.steps)
+    fresh = {"params": params, "frozen": frozen, "batch_stats": batch_stats, "other": other,
+             "step": jnp.zeros((), jnp.int32), "rng": jax.random.PRNGKey(config.seed)}
+
+    mngr = checkpoints.manager(workdir, max_to_keep=tc.keep_checkpoints)
+    repl = parallel.replicated(mesh)
+    iterator = data.make_pipeline(data_cfg, split="train", seed=config.seed, global_batch=tc.batch_size,
+                                  process_index=jax.process_index(), process_count=jax.process_count())
+    if resuming:
+        start = mngr.latest_step()
+        abstract = dict(fresh, opt_state=jax.eval_shape(tx.init, params))
+        restored = mngr.restore(start, args=ocp.args.Composite(**{
+            checkpoints.MODEL_ITEM: ocp.args.StandardRestore(checkpoints.abstract_like(
+                nnx.merge_state(params, frozen, batch_stats, other).to_pure_dict(), repl)),
+            checkpoints.TRAIN_ITEM: ocp.args.StandardRestore(checkpoints.abstract_like(
+                checkpoints.pure({k: abstract[k] for k in ("opt_state", "step", "rng")}), repl)),
+            checkpoints.DATA_ITEM: grain.checkpoint.CheckpointRestore(iterator),
+        }))
+        full = nnx.merge_state(params, frozen, batch_stats, other)
+        nnx.replace_by_pure_dict(full, restored[checkpoints.MODEL_ITEM])
+        model = nnx.merge(graphdef, full)
+        _, params, frozen, batch_stats, other = nnx.split(model, *filters)
+        train_part = checkpoints.unpure({"opt_state": abstract["opt_state"], "step": 0, "rng": 0},
+                                        restored[checkpoints.TRAIN_ITEM])
+        state = dict(params=params, frozen=frozen, batch_stats=batch_stats, other=other, **train_part)
+        if int(parallel.to_host(state["step"])) != start:
+            raise CLIError(f"{checkpoints.checkpoint_dir(workdir) / str(start)}: holds step "
+                           f"{int(parallel.to_host(state['step']))}, not {start}")
+    else:
+        start = 0
+        state = parallel.replicate(dict(fresh, opt_state=tx.init(params)), mesh)
+    if primary:
+        _write_run_config(workdir, config, model_cfg, table)
+
+    vgg_graphdef, vgg_state = nnx.split(load_vgg16(config.loss.pooling))
+    vgg_state = parallel.replicate(vgg_state, mesh)
+    arbitrary = model_cfg["predictor"] != "table"
+    step_fn = jax.jit(make_train_step(graphdef, vgg_graphdef, tx, schedule, loss_config(config.loss), keep, arbitrary),
+                      in_shardings=(repl, repl, parallel.batch_sharding(mesh)), out_shardings=(repl, repl),
+                      donate_argnums=(0,))
+    sample_fn = jax.jit(make_sample_fn(eval_graphdef, arbitrary), in_shardings=(repl, repl), out_shardings=repl)
+    pairs = sample_pairs(data_cfg, tc.num_samples, config.seed, table) if tc.num_samples else None
+    pairs_on_mesh = parallel.replicate(pairs, mesh) if pairs is not None else None
+
+    writer = SummaryWriter(workdir / "tensorboard", enabled=primary)
+    last_checkpoint = start if resuming else None
+
+    def save(step: int, *, force: bool = False) -> None:
+        nonlocal last_checkpoint
+        full = nnx.merge_state(state["params"], state["frozen"], state["batch_stats"], state["other"])
+        mngr.save(step, force=force, args=ocp.args.Composite(**{
+            checkpoints.MODEL_ITEM: ocp.args.StandardSave(full.to_pure_dict()),
+            checkpoints.TRAIN_ITEM: ocp.args.StandardSave(checkpoints.pure(
+                {k: state[k] for k in ("opt_state", "step", "rng")})),
+            checkpoints.DATA_ITEM: grain.checkpoint.CheckpointSave(iterator),
+        }))
+        last_checkpoint = step
+
+    def write_samples(step: int) -> None:
+        if pairs is None:
+            return
+        stylized = parallel.to_host(sample_fn(state, pairs_on_mesh))
+        if primary:
+            grid = sample_grid(pairs, stylized)
+            images.save_image(grid, workdir / "samples" / f"step_{step:07d}.png")
+            writer.image("samples", grid, step)
+
+    losses: dict[int, float] = {}
+    status = "done"
+    bar = None
+    if primary and tc.progress and start < tc.steps:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=tc.steps, initial=start, unit="step", dynamic_ncols=True, desc="train")
+    window: dict[str, float] = {}
+    window_start, window_steps = time.perf_counter(), 0
+    step = start
+    try:
+        with _Stop() as stop:
+            while step < tc.steps:
+                local = next(iterator)
+                batch = parallel.global_batch(device_batch(local, table), mesh)
+                state, metrics = step_fn(state, vgg_state, batch)
+                step += 1
+                host = parallel.to_host(metrics)
+                if not bool(host.pop("finite")):
+                    bad = {k: float(v) for k, v in host.items() if k in ("loss/total", "train/grad_norm")}
+                    raise TrainingDiverged(
+                        f"non-finite loss or gradient at step {step} ({bad}); stopped without saving it. "
+                        f"Last good checkpoint: {f'step {last_checkpoint}' if last_checkpoint is not None else 'none'}"
+                        f" in {checkpoints.checkpoint_dir(workdir)}")
+                losses[step] = float(host["loss/total"])
+                for key, value in host.items():
+                    window[key] = window.get(key, 0.0) + float(value)
+                window_steps += 1
+                if bar is not None:
+                    bar.set_postfix(loss=f"{losses[step]:.4g}", refresh=False)
+                    bar.update(1)
+                if step % tc.log_every == 0 or step == tc.steps:
+                    seconds = time.perf_counter() - window_start
+                    scalars = {k: v / window_steps for k, v in window.items()}
+                    scalars["train/images_per_second"] = window_steps * tc.batch_size / max(seconds, 1e-9)
+                    writer.scalars(scalars, step)
+                    window, window_start, window_steps = {}, time.perf_counter(), 0
+                if tc.sample_every and step % tc.sample_every == 0 and step != tc.steps:
+                    write_samples(step)
+                if step % tc.checkpoint_every == 0 and step != tc.steps:
+                    save(step)
+                if stop.requested():
+                    status = "interrupted"
+                    break
+            if step != last_checkpoint:
+                save(step, force=True)
+            if status == "done" and start < tc.steps:
+                write_samples(step)
+    finally:
+        if bar is not None:
+            bar.close()
+        mngr.wait_until_finished()
+        mngr.close()
+        writer.close()
+    return Result(status=status, signum=stop.signum, start_step=start, step=step, last_checkpoint=last_checkpoint, losses=losses)
+
+
+# ---- command line ---------------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="experiment file (experiments/*.py) defining get_config()")
+    parser.add_argument("--workdir", required=True, help="checkpoints, logs and samples go here; rerun to resume")
+    parser.add_argument("--coordinator", default=None, help="multi-process: coordinator host:port "
+                        "(else $JAX_COORDINATOR_ADDRESS, or a cluster JAX detects)")
+    parser.add_argument("--num-processes", type=int, default=None, help="multi-process: number of processes")
+    parser.add_argument("--process-id", type=int, default=None, help="multi-process: this process's index")
+    parser.epilog = ("Any config field can be overridden: --config.train.steps=100 --config.optimizer.learning_rate "
+                     "1e-4. Values are parsed as the type of the field they replace.")
+    parser.set_defaults(config_overrides=[])
+    # argparse has no notion of an open-ended option family: take --config.* out before it sees them.
+    original = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        try:
+            overrides, rest = experiment.split_override_args(args or [])
+        except experiment.ConfigError as err:
+            parser.error(str(err))
+        namespace, unknown = original(rest, namespace)
+        namespace.config_overrides = list(getattr(namespace, "config_overrides", []) or []) + overrides
+        return namespace, unknown
+
+    parser.parse_known_args = parse_known_args
+
+
+def run(args) -> int:
+    try:
+        parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    try:
+        config = experiment.load_config(args.config, args.config_overrides)
+    except experiment.ConfigError as err:
+        raise CLIError(str(err)) from None
+    if parallel.is_primary():
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    else:
+        logging.basicConfig(level=logging.WARNING)
+    result = train(config, args.workdir)
+    if parallel.is_primary():
+        last = result.losses[max(result.losses)] if result.losses else float("nan")
+        print(f"{result.status}: step {result.step} (started at {result.start_step}), last loss {last:.5g}, "
+              f"checkpoint step {result.last_checkpoint} in {Path(args.workdir) / checkpoints.CHECKPOINT_DIR}")
+    # Interrupted runs exit like the signal would have (130 for Ctrl-C, 143 for SIGTERM), after saving.
+    return 0 if result.status == "done" else 128 + int(result.signum or signal.SIGTERM)
