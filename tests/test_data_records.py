@@ -112,6 +112,31 @@ def test_pipeline_config_errors_are_clear(tmp_path):
         data.make_pipeline(cfg, split="val", seed=0, global_batch=2, process_index=0, process_count=1)
 
 
+def test_processes_starting_together_build_a_dataset_once(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    write_folder(tmp_path / "photos", real_images(24, short_side=48))
+    # Both processes import everything, then wait for "go", so their builds really overlap.
+    script = ("import arbstyle, pathlib, sys, time; from arbstyle import data; "
+              "pathlib.Path(sys.argv[3] + '.ready').touch(); "
+              "[time.sleep(0.01) for _ in iter(lambda: pathlib.Path(sys.argv[4]).exists(), True)]; "
+              "b = data.load(sys.argv[1], data_dir=sys.argv[2]); print(b.info.splits['train'].num_examples)")
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "photos"), str(tmp_path / "tfds"),
+                               str(tmp_path / f"p{i}"), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    deadline = time.time() + 120
+    while not all((tmp_path / f"p{i}.ready").exists() for i in range(2)) and time.time() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in results]
+    assert [out.split()[-1] for out, _ in results] == ["24", "24"]
+    assert sum("Downloading and preparing" in out for out, _ in results) == 1  # one built, the other waited
+
+
 # ---- the `arbstyle data` command -------------------------------------------------------------------------------
 
 def _run(*argv) -> int:

@@ -15,8 +15,11 @@ rebuilt automatically when their folder changes (added, removed or modified file
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -139,39 +142,70 @@ def _built_image_folder(config_name: str, data_dir: str) -> tfds.core.DatasetBui
     folder = Path(data_dir) / ImageFolder.name / config_name
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no image_folder dataset named {config_name!r} has been built here")
-    return tfds.builder_from_directory(str(sorted(folder.iterdir())[-1]))
+    versions = [p for p in folder.iterdir() if p.is_dir() and re.fullmatch(r"\d+\.\d+\.\d+", p.name)]
+    if not versions:
+        raise FileNotFoundError(f"{folder}: no built version of image_folder/{config_name}")
+    newest = max(versions, key=lambda p: tuple(int(x) for x in p.name.split(".")))
+    return tfds.builder_from_directory(str(newest))
+
+
+@contextlib.contextmanager
+def _build_lock(builder: tfds.core.DatasetBuilder):
+    """An exclusive lock per dataset variant, so processes that start together (several training processes on
+    one host, pytest-xdist workers) build it once: TFDS's final rename would fail for the second builder."""
+    lock_path = Path(str(builder.data_path)).parent / f".{Path(str(builder.data_path)).name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _is_stale(builder: tfds.core.DatasetBuilder) -> bool:
+    if not builder.is_prepared() or not isinstance(builder.builder_config, ImageFolderConfig):
+        return False
+    built = builder.info.metadata.get("source_fingerprint") if builder.info.metadata else None
+    return built != image_folder.fingerprint(builder.builder_config)
 
 
 def load(spec: str | ImageFolderConfig, *, data_dir: str | os.PathLike | None = None,
          manual_dir: str | os.PathLike | None = None, rebuild_if_changed: bool = True) -> tfds.core.DatasetBuilder:
     """Build the dataset if it is not in data_dir yet (or its source folder changed), and return the builder.
 
-    manual_dir: where painter_by_numbers / dtd / imagenet_content / coco_content find their archives.
+    manual_dir: where painter_by_numbers / dtd / imagenet_content / coco_content find their archives
+    (default: <data_dir>/downloads/manual when it holds anything).
     """
     builder = get_builder(spec, data_dir=data_dir)
-    if builder.is_prepared() and rebuild_if_changed and isinstance(builder.builder_config, ImageFolderConfig):
-        built = builder.info.metadata.get("source_fingerprint") if builder.info.metadata else None
-        if built != image_folder.fingerprint(builder.builder_config):
+    if builder.is_prepared() and not (rebuild_if_changed and _is_stale(builder)):
+        return builder
+    with _build_lock(builder):
+        builder = get_builder(spec, data_dir=data_dir)  # another process may have built it while we waited
+        if rebuild_if_changed and _is_stale(builder):
             log.warning("%s: source folder changed since it was built; rebuilding", builder.data_path)
             shutil.rmtree(builder.data_path)
             builder = get_builder(spec, data_dir=data_dir)
-    if not builder.is_prepared():
-        download_config = None
-        if builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
-            # TFDS's own default, <data_dir>/downloads/manual, is used when it holds anything.
-            default_manual = Path(data_dir or default_data_dir()).expanduser() / "downloads" / "manual"
-            if manual_dir is None and default_manual.is_dir() and any(default_manual.iterdir()):
-                manual_dir = default_manual
-            if manual_dir is None:
-                raise FileNotFoundError(f"{builder.name}: not built in {builder.data_dir} and no manual_dir given. "
-                                        f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
-            manual = Path(manual_dir).expanduser()
-            if not manual.is_dir() or not any(manual.iterdir()):
-                raise FileNotFoundError(f"{manual}: manual_dir does not exist or is empty")
-            download_config = tfds.download.DownloadConfig(manual_dir=str(manual))
-        builder.download_and_prepare(download_config=download_config)
-        log.info(summary(builder))
+        if not builder.is_prepared():
+            builder.download_and_prepare(download_config=_download_config(builder, data_dir, manual_dir))
+            log.info(summary(builder))
     return builder
+
+
+def _download_config(builder, data_dir, manual_dir):
+    if not builder.MANUAL_DOWNLOAD_INSTRUCTIONS:
+        return None
+    # TFDS's own default, <data_dir>/downloads/manual, is used when it holds anything.
+    default_manual = Path(data_dir or default_data_dir()).expanduser() / "downloads" / "manual"
+    if manual_dir is None and default_manual.is_dir() and any(default_manual.iterdir()):
+        manual_dir = default_manual
+    if manual_dir is None:
+        raise FileNotFoundError(f"{builder.name}: not built in {builder.data_dir} and no manual_dir given. "
+                                f"{builder.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+    manual = Path(manual_dir).expanduser()
+    if not manual.is_dir() or not any(manual.iterdir()):
+        raise FileNotFoundError(f"{manual}: manual_dir does not exist or is empty")
+    return tfds.download.DownloadConfig(manual_dir=str(manual))
 
 
 def prepare(config=None) -> dict[str, tfds.core.DatasetBuilder]:
