@@ -21,9 +21,10 @@ import jax.numpy as jnp
 
 from arbstyle.nets.vgg import RELU_NAMES
 
-# Measured defaults (docs/losses.md, `python benchmarks/optimize_bench.py calibrate`).
+# Measured defaults: docs/losses.md and benchmarks/results/optimize_calibration.md
+# (`python benchmarks/optimize_bench.py calibrate`).
 DEFAULT_CONTENT_LAYERS = (("relu3_3", 1.0),)
-DEFAULT_STYLE_LAYERS = (("relu1_2", 0.75), ("relu2_2", 1.25), ("relu3_3", 3.2), ("relu4_3", 320.0))
+DEFAULT_STYLE_LAYERS = (("relu1_2", 0.91), ("relu2_2", 0.96), ("relu3_3", 3.6), ("relu4_3", 530.0))
 DEFAULT_CONTENT_WEIGHT = 1.0
 DEFAULT_STYLE_WEIGHT = 1.0
 DEFAULT_TV_WEIGHT = 3.0

@@ -126,7 +126,9 @@ def optimize(content: np.ndarray, styles: Sequence[np.ndarray], style_weights: S
     args = (vgg_state, content_feats, target_grams)
 
     z = _logit(jnp.asarray(initial_image(content, init, seed))[None])
-    opt_state = opt.init(z)
+    # optax.lbfgs initialises some scalars weakly typed; the jitted step returns them strongly typed, which
+    # would retrace and recompile the whole step (many seconds) on its second call. Start strongly typed.
+    opt_state = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), opt.init(z))
     history: dict[str, list[float]] = {}
 
     def record(k, terms):
