@@ -155,6 +155,10 @@ def test_fixed_pairs_take_eval_specs_with_their_own_splits(config):
     pairs = data.fixed_pairs(cfg, 2, split="val")
     assert pairs["content"].shape == (2, 24, 24, 3)
     assert set(pairs["style_index"]) <= {0, 1} and set(pairs["style_source"]) == {0}
+    # A source left out (no such split) keeps the others' positions and weights.
+    cfg.eval_style = f"{cfg.style.split(',')[0]}:nosuchsplit,{cfg.style.split(',')[1]}:train"
+    cfg.style_weights = "1,2"
+    assert set(data.fixed_pairs(cfg, 2)["style_source"]) == {1}
 
 
 def test_style_weights_set_the_mixture(config):
@@ -164,6 +168,9 @@ def test_style_weights_set_the_mixture(config):
     style_stream = pairs._parent._parents[1]  # the mixed style stream, before the per-pair transform
     sources = np.array([style_stream[i]["source"] for i in range(100)])
     assert abs((sources == 0).mean() - 0.75) < 0.05
+    cfg.style_weights = "0,1"
+    only = data.global_pairs(cfg, seed=0, global_batch=4)._parent._parents[1]
+    assert {only[i]["source"] for i in range(8)} == {1}
 
 
 # ---- augmentation ops -----------------------------------------------------------------------------------------

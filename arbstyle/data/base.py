@@ -147,11 +147,9 @@ def skipped_counts(builder: tfds.core.DatasetBuilder) -> dict[str, int]:
 def find_manual_file(dl_manager, builder_name: str, candidates: Iterable[str], what: str):
     """The first of `candidates` present in manual_dir or manual_dir/<builder_name>, else a one-line error."""
     root = dl_manager.manual_dir
-    tried = []
     for folder in (root, root / builder_name):
         for name in candidates:
             path = folder / name
-            tried.append(str(path))
             if path.exists():
                 return path
     raise FileNotFoundError(f"{root}: no {what} found (looked for {', '.join(candidates)}; "

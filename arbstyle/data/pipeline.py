@@ -103,10 +103,11 @@ def _has_split(builder: tfds.core.DatasetBuilder, split: str) -> bool:
     return names <= set(builder.info.splits)
 
 
-def _open_sources(specs: str | Sequence[str], split: str, cfg) -> list[tuple[str, Any]]:
-    """[(label, random-access source of {'image': bytes, ...})] for each spec that has the split."""
+def _open_sources(specs: str | Sequence[str], split: str, cfg) -> list[tuple[int, Any]]:
+    """[(position in the spec list, random-access source of {'image': bytes, ...})] for each spec whose split
+    exists and is non-empty; the position is what `*_source` reports and what weights are matched by."""
     opened = []
-    for spec in split_specs(specs):
+    for position, spec in enumerate(split_specs(specs)):
         load_spec, pinned = catalog.without_split(spec)
         builder = catalog.load(load_spec, data_dir=cfg.data_dir or None, manual_dir=cfg.manual_dir or None)
         want = pinned or split
@@ -117,7 +118,7 @@ def _open_sources(specs: str | Sequence[str], split: str, cfg) -> list[tuple[str
         if len(source) == 0:
             log.info("%s[%s] is empty; left out", spec, want)
             continue
-        opened.append((f"{spec}[{want}]", source))
+        opened.append((position, source))
     if not opened:
         raise ValueError(f"no dataset among {specs!r} has a non-empty split {split!r}")
     return opened
@@ -133,15 +134,21 @@ class _Tag:
         return {"image": record["image"], "index": index % self.length, "source": self.source_id}
 
 
-def _stream(sources, weights_text, seed: int) -> grain.MapDataset:
+def _stream(specs, weights_text, split: str, cfg, seed: int) -> grain.MapDataset:
     """Shuffled (differently every epoch), endlessly repeated, and mixed by weight when there are several."""
-    seeds = _seeds(seed, "shuffle", len(sources))
-    streams = [grain.MapDataset.source(src).map_with_index(_Tag(i, len(src))).shuffle(seed=s).repeat()
-               for i, ((_, src), s) in enumerate(zip(sources, seeds))]
+    sources = _open_sources(specs, split, cfg)
+    weights = _weights(weights_text, len(split_specs(specs)))
+    if weights is not None:
+        sources = [(pos, src) for pos, src in sources if weights[pos] > 0]
+        if not sources:
+            raise ValueError(f"every dataset of {specs!r} with split {split!r} has weight 0")
+    seeds = _seeds(seed, "shuffle", len(split_specs(specs)))
+    streams = [grain.MapDataset.source(src).map_with_index(_Tag(pos, len(src))).shuffle(seed=seeds[pos]).repeat()
+               for pos, src in sources]
     if len(streams) == 1:
         return streams[0]
-    weights = _weights(weights_text, len(streams)) or [float(len(src)) for _, src in sources]
-    return grain.MapDataset.mix(streams, weights)
+    mix = [weights[pos] for pos, _ in sources] if weights else [float(len(src)) for _, src in sources]
+    return grain.MapDataset.mix(streams, mix)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,8 +254,8 @@ def global_pairs(config=None, *, split: str = "train", seed: int, global_batch: 
     """The process-independent, infinite MapDataset of transformed pairs (index g = position in the stream)."""
     cfg = resolve_config(config)
     training = (split == "train") if train is None else bool(train)
-    content = _stream(_open_sources(cfg.content, split, cfg), cfg.content_weights, _seeds(seed, "content")[0])
-    style = _stream(_open_sources(cfg.style, split, cfg), cfg.style_weights, _seeds(seed, "style")[0])
+    content = _stream(cfg.content, cfg.content_weights, split, cfg, _seeds(seed, "content")[0])
+    style = _stream(cfg.style, cfg.style_weights, split, cfg, _seeds(seed, "style")[0])
     transform = PairTransform.from_config(cfg, seed=seed, global_batch=global_batch, training=training)
     return grain.experimental.ZipMapDataset(parents=[content, style]).map_with_index(transform)
 
