@@ -14,6 +14,7 @@ COMMANDS = {
     "demo": ("arbstyle.stylize_cli", "stylize sample images that ship with installed packages"),
     "optimize": ("arbstyle.optimize", "Gatys et al.: optimize the pixels of one image"),
     "train": ("arbstyle.train", "train a model from an experiment config"),
+    "data": ("arbstyle.data.command", "build, inspect, preview and time TFDS datasets"),
     "evaluate": ("arbstyle.evaluate", "compare models on content/style loss, LPIPS, FID, ArtFID"),
     "weights": ("arbstyle.pretrained", "list, fetch and verify pretrained weights"),
 }
