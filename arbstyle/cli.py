@@ -28,26 +28,25 @@ def _hook(module, name: str, command: str):
     return getattr(module, f"{name}_{command}", None) or getattr(module, name)
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
+    """All commands are listed, but only the one being run is imported: start-up stays fast."""
     parser = argparse.ArgumentParser(prog="arbstyle", description=__doc__)
     parser.add_argument("--version", action="version", version=f"arbstyle {arbstyle.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
     runners = {}
     for command, (module_name, help_text) in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue  # not built yet
         command_parser = sub.add_parser(command, help=help_text, description=help_text)
-        _hook(module, "add_arguments", command)(command_parser)
-        runners[command] = _hook(module, "run", command)
+        if command == chosen:
+            module = importlib.import_module(module_name)
+            _hook(module, "add_arguments", command)(command_parser)
+            runners[command] = _hook(module, "run", command)
     return parser, runners
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, runners = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, runners = build_parser(argv)
     args = parser.parse_args(argv)
     from arbstyle.images import ImageError
 
