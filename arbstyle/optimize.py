@@ -7,6 +7,7 @@ break L-BFGS's curvature pairs). Both optimisers run a jitted step: optax.lbfgs 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -61,6 +62,59 @@ def _floats(breakdown) -> dict[str, float]:
     return {k: float(v) for k, v in jax.device_get(breakdown).items()}
 
 
+@functools.lru_cache(maxsize=2)
+def _vgg(pooling: str):
+    """(graphdef, state) of the loss network, built once per process and pooling mode."""
+    return nnx.split(load_vgg16(pooling))
+
+
+@functools.lru_cache(maxsize=32)
+def _features_program(graphdef, layers: tuple[str, ...]):
+    return jax.jit(lambda state, x: nnx.merge(graphdef, state)(x, layers))
+
+
+class _JittedVGG:
+    """Callable like VGG16 (``vgg(x, layers)``) but compiled once per (layers, shape) for target features."""
+
+    def __init__(self, graphdef, state):
+        self.graphdef, self.state = graphdef, state
+
+    def __call__(self, x, layers):
+        return _features_program(self.graphdef, tuple(layers))(self.state, x)
+
+
+@functools.lru_cache(maxsize=16)
+def _programs(graphdef, config: L.LossConfig, optimizer: str, learning_rate: float):
+    """(optax transform, jitted step, jitted loss breakdown), shared by every optimize() call with the same
+    settings: jit then reuses its compilation for every later call at the same image shape (e.g. one per
+    content/style pair in an evaluation), instead of recompiling fresh closures each time."""
+
+    def breakdown(z, vgg_state, content_feats, target_grams):
+        model = nnx.merge(graphdef, vgg_state)
+        return L.perceptual_loss(model, jax.nn.sigmoid(z), content_feats, target_grams, config)
+
+    opt = optax.adam(learning_rate) if optimizer == "adam" else optax.lbfgs()
+
+    @jax.jit
+    def step(z, opt_state, vgg_state, content_feats, target_grams):
+        def value_fn(z):
+            return breakdown(z, vgg_state, content_feats, target_grams)[0]
+
+        if optimizer == "adam":
+            (_, terms), grad = jax.value_and_grad(
+                lambda z: breakdown(z, vgg_state, content_feats, target_grams), has_aux=True)(z)
+            updates, opt_state = opt.update(grad, opt_state, z)
+            return optax.apply_updates(z, updates), opt_state, terms  # terms of the pre-update z
+        # L-BFGS: the line search already evaluated value and gradient at the accepted point; reuse them.
+        value, grad = optax.value_and_grad_from_state(value_fn)(z, state=opt_state)
+        updates, opt_state = opt.update(grad, opt_state, z, value=value, grad=grad, value_fn=value_fn)
+        z = optax.apply_updates(z, updates)
+        return z, opt_state, breakdown(z, vgg_state, content_feats, target_grams)[1]  # post-update terms
+
+    eval_terms = jax.jit(lambda z, *args: breakdown(z, *args)[1])
+    return opt, step, eval_terms
+
+
 def optimize(content: np.ndarray, styles: Sequence[np.ndarray], style_weights: Sequence[float] | None = None,
              size: int | None = 512, steps: int = 300, optimizer: str = "lbfgs", init: str = "content",
              preserve_color: bool = False, loss_config: L.LossConfig | None = None, seed: int = 0,
@@ -92,37 +146,11 @@ def optimize(content: np.ndarray, styles: Sequence[np.ndarray], style_weights: S
             raise ValueError(f"a style image is {s.shape[1]}x{s.shape[0]} at this size; each side must be at "
                              f"least {MIN_WORK_SIDE} pixels")
 
-    vgg = load_vgg16(config.pooling)
-    graphdef, vgg_state = nnx.split(vgg)
+    graphdef, vgg_state = _vgg(config.pooling)
+    vgg = _JittedVGG(graphdef, vgg_state)
     content_feats = L.content_targets(vgg, jnp.asarray(content), config)
     target_grams = L.style_targets(vgg, [jnp.asarray(s) for s in styles], config, style_weights)
-
-    def breakdown(z, vgg_state, content_feats, target_grams):
-        model = nnx.merge(graphdef, vgg_state)
-        return L.perceptual_loss(model, jax.nn.sigmoid(z), content_feats, target_grams, config)
-
-    if optimizer == "adam":
-        opt = optax.adam(learning_rate)
-    else:
-        opt = optax.lbfgs()
-
-    @jax.jit
-    def step(z, opt_state, vgg_state, content_feats, target_grams):
-        def value_fn(z):
-            return breakdown(z, vgg_state, content_feats, target_grams)[0]
-
-        if optimizer == "adam":
-            (_, terms), grad = jax.value_and_grad(
-                lambda z: breakdown(z, vgg_state, content_feats, target_grams), has_aux=True)(z)
-            updates, opt_state = opt.update(grad, opt_state, z)
-            return optax.apply_updates(z, updates), opt_state, terms  # terms of the pre-update z
-        # L-BFGS: the line search already evaluated value and gradient at the accepted point; reuse them.
-        value, grad = optax.value_and_grad_from_state(value_fn)(z, state=opt_state)
-        updates, opt_state = opt.update(grad, opt_state, z, value=value, grad=grad, value_fn=value_fn)
-        z = optax.apply_updates(z, updates)
-        return z, opt_state, breakdown(z, vgg_state, content_feats, target_grams)[1]  # post-update terms
-
-    eval_terms = jax.jit(lambda z, *a: breakdown(z, *a)[1])
+    opt, step, eval_terms = _programs(graphdef, config, optimizer, float(learning_rate))
     args = (vgg_state, content_feats, target_grams)
 
     z = _logit(jnp.asarray(initial_image(content, init, seed))[None])

@@ -37,7 +37,7 @@ def _style_loss(img, style, cfg):
 def test_cli_optimize_end_to_end_lowers_style_loss(images, tmp_path, capsys):
     content, style = images
     out = tmp_path / "result.png"
-    rc = main(["optimize", "--content", str(content), "--style", str(style), "--size", "64", "--steps", "8",
+    rc = main(["optimize", "--content", str(content), "--style", str(style), "--size", "64", "--steps", "6",
                "--optimizer", "lbfgs", "-o", str(out)])
     assert rc == 0
     assert "wrote" in capsys.readouterr().out
