@@ -268,6 +268,11 @@ def run(args: argparse.Namespace) -> int:
     # Decode at most 2x the working size: huge photos load fast and never fill memory.
     content = load_image(args.content, max_side=2 * args.size)
     styles = [load_image(path, max_side=2 * args.size) for path in args.style]
+    for path, img in [(args.content, content), *zip(args.style, styles)]:
+        short = min(img.shape[:2]) * args.size / max(img.shape[:2])
+        if round(short) < MIN_WORK_SIDE:
+            raise CLIError(f"{path}: {img.shape[1]}x{img.shape[0]} is too elongated: its short side would be "
+                           f"{short:.0f} px at --size {args.size}, under {MIN_WORK_SIDE}")
     try:
         image, history = optimize(content, styles, args.style_weights, size=args.size, steps=args.steps,
                                   optimizer=args.optimizer, init=args.init, preserve_color=args.preserve_color,

@@ -104,10 +104,14 @@ def _bad(tmp_path, kind):
         return p
     if kind == "directory":
         return tmp_path
+    if kind == "sliver":  # valid, but 3 px high after scaling to --size 32
+        p = tmp_path / "sliver.png"
+        Image.new("RGB", (300, 24), (0, 90, 200)).save(p)
+        return p
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["missing", "not_an_image", "truncated_jpeg", "one_pixel", "directory"])
+@pytest.mark.parametrize("kind", ["missing", "not_an_image", "truncated_jpeg", "one_pixel", "directory", "sliver"])
 @pytest.mark.parametrize("which", ["content", "style"])
 def test_bad_input_images_fail_cleanly(images, tmp_path, capsys, kind, which):
     content, style = images
