@@ -141,7 +141,11 @@ def plan_jobs(args) -> tuple[list[Job], list[Style], np.ndarray | None]:
     out = Path(args.output).expanduser()
     n_styles = 1 if weights is not None else len(styles)
     n_pairs = len(contents) if (args.pairs or weights is not None) else len(contents) * n_styles
-    is_file = out.suffix.lower() in IMAGE_EXTS | set(images.SAVE_FORMATS) and not out.is_dir()
+    # -o names a file if it has an image extension, or any extension for a single pair (so that a typo such
+    # as out.pgn is refused rather than becoming a folder); an existing folder or a trailing slash is a folder.
+    folder_hint = args.output.endswith(("/", os.sep)) or out.is_dir()
+    is_file = not folder_hint and (out.suffix.lower() in IMAGE_EXTS | set(images.SAVE_FORMATS)
+                                   or (bool(out.suffix) and n_pairs == 1))
     if is_file and out.suffix.lower() not in images.SAVE_FORMATS:
         raise images.ImageError(out, f"unsupported output extension {out.suffix!r}; use .png, .jpg or .webp")
     if is_file and n_pairs != 1:
@@ -241,7 +245,7 @@ def _validate_contents(jobs: list[Job], keep_going: bool) -> tuple[list[Job], li
 
 
 def run_stylize(args) -> int:
-    from arbstyle.stylize import preserve_colors, style_input
+    from arbstyle.stylize import preserve_colors
 
     _check_numbers(args)
     jobs, styles, weights = plan_jobs(args)
@@ -256,8 +260,9 @@ def run_stylize(args) -> int:
         print(f"nothing to do: all {skipped} output(s) exist already (use --overwrite)")
         return 0
     # Every input is decoded before the model loads: a bad file stops the run before anything is written.
-    style_arrays = {s.name: style_input(images.load_image(s.source), args.style_size)
-                    for s in styles if s.embedding is None}
+    style_files = [s for s in styles if s.embedding is None]
+    for style in style_files:
+        images.load_image(style.source, max_side=64)  # decoded to check it, then dropped; embedded below
     todo, errors = _validate_contents(todo, args.keep_going)
     for line in errors:
         print(f"arbstyle stylize: skipping: {line}", file=sys.stderr)
@@ -265,9 +270,10 @@ def run_stylize(args) -> int:
         return 2
 
     stylizer = make_stylizer(args, tile=args.tile_size, bucket=not args.no_bucket)
-    if style_arrays:
-        for name, vector in zip(style_arrays, stylizer.embed(list(style_arrays.values()))):
-            next(s for s in styles if s.name == name and s.embedding is None).embedding = vector
+    for start in range(0, len(style_files), 64):  # in chunks: a folder of paintings never sits in memory whole
+        chunk = style_files[start:start + 64]
+        for style, vector in zip(chunk, stylizer.embed([s.source for s in chunk])):
+            style.embedding = vector
     for style in styles:
         if style.embedding.shape != (stylizer.embedding_dim,):
             raise CLIError(f"{style.source}: embedding has {style.embedding.shape[0]} values, "
@@ -332,10 +338,12 @@ def run_embed(args) -> int:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise CLIError(f"several styles are named {', '.join(dupes)}; names come from file stems and must differ")
-    arrays = [images.load_image(p) for p in tqdm(files, desc="reading styles", unit="image",
-                                                   disable=len(files) < 8, leave=False)]
+    for path in files:
+        images.load_image(path, max_side=64)  # every file checked before the model loads
     stylizer = make_stylizer(args)
-    vectors = stylizer.embed(arrays)
+    vectors = np.concatenate([stylizer.embed([str(p) for p in files[i:i + 64]])
+                              for i in tqdm(range(0, len(files), 64), desc="embedding", unit="chunk",
+                                            disable=len(files) <= 64)])
     write_embeddings(out, names, vectors, args.model)
     print(f"wrote {len(names)} embedding(s) of {vectors.shape[1]} values to {out}")
     return 0
