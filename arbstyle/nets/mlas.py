@@ -1,0 +1,122 @@
+"""Bit-exact replicas of the arithmetic of onnxruntime's CPU (MLAS) kernels, for exact-mode imports.
+
+An int8 network is a chain of roundings: when two runtimes order one float sum differently, a value that lies
+within 1e-6 of a rounding boundary lands on the other side, the next layers amplify the one-step difference, and
+after a dozen layers a per-channel statistic of conditional instance norm flips, moving a whole channel of the
+picture. Matching onnxruntime's output therefore needs its exact arithmetic, not just its formulas:
+
+- float Conv runs as im2col + SGEMM: each output is a float32 fused-multiply-add chain over the reduction index
+  k = (input channel, kernel row, kernel column), restarted every 128 values of k (MLAS's K blocking), the block
+  sums added in order, then the bias;
+- QLinearConv accumulates in exact integers, then multiplies by one float32 ratio per output channel;
+- QLinearGlobalAveragePool, QLinearMul and QLinearAdd requantize with float32 ratios (QLinearAdd with FMAs).
+
+Rounding is to nearest, ties to even, everywhere (the CPU's default mode). FMA is emulated exactly by float64
+arithmetic (the product of two float32 values is exact in float64), inside `jax.enable_x64`, and so are the
+divisions and square roots whose XLA lowering is not correctly rounded.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+SGEMM_STRIDE_K = 128  # MLAS_SGEMM_STRIDEK: the K block after which a SGEMM accumulator restarts
+
+
+def _x64():
+    return jax.enable_x64(True)
+
+
+def divide(a, b):
+    """float32 a / b, correctly rounded. (XLA rewrites a division by a broadcast scalar into a multiplication by
+    its reciprocal, which is off by one ulp about half the time; float64 then float32 is exact: double rounding
+    is harmless for division when 53 >= 2 * 24 + 2.)"""
+    with _x64():
+        return (jnp.asarray(a).astype(jnp.float64) / jnp.asarray(b).astype(jnp.float64)).astype(jnp.float32)
+
+
+def sqrt(a):
+    """float32 sqrt, correctly rounded (same argument as `divide`)."""
+    with _x64():
+        return jnp.sqrt(jnp.asarray(a).astype(jnp.float64)).astype(jnp.float32)
+
+
+def multiply(a, b):
+    """float32 a * b, rounded once (kept apart from any following add, which XLA could fuse into an FMA)."""
+    with _x64():
+        return (jnp.asarray(a).astype(jnp.float64) * jnp.asarray(b).astype(jnp.float64)).astype(jnp.float32)
+
+
+def _fma32(a, b, c):
+    """round_to_float32(a * b + c), one rounding: the float64 product of float32 values is exact."""
+    with _x64():
+        return (a.astype(jnp.float64) * b.astype(jnp.float64) + c.astype(jnp.float64)).astype(jnp.float32)
+
+
+def sgemm_conv(x, kernel, bias, stride: int = 1):
+    """A VALID convolution (x already padded, NHWC float32) computed in MLAS SGEMM's order.
+
+    kernel: (kh, kw, C, O); bias: (O,) or None. Returns (B, Ho, Wo, O) float32.
+    """
+    kh, kw, channels, out = kernel.shape
+    b, h, w, _ = x.shape
+    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    span_h, span_w = (ho - 1) * stride + 1, (wo - 1) * stride + 1
+    taps = channels * kh * kw  # im2col row order: channel-major, then kernel row, then column
+    kernel = kernel.astype(jnp.float32)
+
+    def tap(k, acc):
+        c, rest = jnp.divmod(k, kh * kw)
+        i, j = jnp.divmod(rest, kw)
+        window = lax.dynamic_slice(x, (0, i, j, c), (b, span_h, span_w, 1))[:, ::stride, ::stride, :]
+        weights = lax.dynamic_slice(kernel, (i, j, c, 0), (1, 1, 1, out)).reshape(out)
+        return _fma32(window, weights, acc)
+
+    total = None
+    for start in range(0, taps, SGEMM_STRIDE_K):
+        stop = min(start + SGEMM_STRIDE_K, taps)
+        block = lax.fori_loop(start, stop, tap, jnp.zeros((b, ho, wo, out), jnp.float32))
+        total = block if total is None else total + block
+    return total if bias is None else total + bias.astype(jnp.float32)
+
+
+def requantize(value, zero_point):
+    """float32 value -> int8 level: round half to even, add the zero point, saturate."""
+    return jnp.clip(jnp.round(value) + zero_point, -128.0, 127.0)
+
+
+def qlinear_conv(steps, kernel_steps, bias_steps, ratio, zero_point, *, stride: int = 1, padding="VALID",
+                 groups: int = 1):
+    """QLinearConv on integer steps (level - zero point, as float32 holding integers).
+
+    The int32 accumulation is exact (done in float64: every partial sum is an integer far below 2**53);
+    then float32(acc) * ratio, ratio = float32(x_scale * w_scale / y_scale) per output channel.
+    Returns int8 levels (as float32).
+    """
+    with _x64():
+        acc = lax.conv_general_dilated(
+            steps.astype(jnp.float64), kernel_steps.astype(jnp.float64), (stride, stride), padding,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
+        acc = acc + bias_steps.astype(jnp.float64)
+    return requantize(acc.astype(jnp.float32) * ratio, zero_point)
+
+
+def qlinear_global_average_pool(steps, ratio, zero_point):
+    """QLinearGlobalAveragePool of integer steps (B, H, W, C): exact integer sum, float32(sum) * ratio,
+    ratio = x_scale / (y_scale * float32(H * W)). Returns int8 levels (B, C)."""
+    total = jnp.sum(steps.astype(jnp.int32), axis=(1, 2))
+    return requantize(total.astype(jnp.float32) * ratio, zero_point)
+
+
+def qlinear_mul(a_steps, b_steps, ratio, zero_point):
+    """QLinearMul: float32(integer product) * ratio, ratio = float32(a_scale * b_scale / y_scale)."""
+    return requantize((a_steps * b_steps).astype(jnp.float32) * ratio, zero_point)
+
+
+def qlinear_add(a_levels, b_levels, ratio_a, ratio_b, fixed, level_range=(0.0, 255.0)):
+    """QLinearAdd (MLAS AVX2/AVX-512 kernel): fma(a, ratio_a, fma(b, ratio_b, fixed)) on the raw levels, where
+    fixed = float32(zp_y) - (ratio_a * zp_a + ratio_b * zp_b), rounded and saturated (the zero point is inside
+    `fixed`). onnxruntime runs it on uint8 levels here, hence the default range."""
+    value = _fma32(a_levels, ratio_a, _fma32(b_levels, ratio_b, fixed))
+    return jnp.clip(jnp.round(value), *level_range)
