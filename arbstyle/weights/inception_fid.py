@@ -12,6 +12,7 @@ See docs/inception.md for how this graph differs from slim's 2016 checkpoint.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
@@ -80,14 +81,19 @@ def layer_names() -> dict[str, str]:
     return names
 
 
-def param_shapes(final_endpoint: str = FINAL_ENDPOINT) -> dict[str, tuple[int, ...]]:
-    """Our module's parameter paths ('/'-joined nnx paths) and shapes, without allocating anything."""
+@functools.lru_cache(maxsize=4)
+def _param_shapes(final_endpoint: str) -> tuple:
     from flax import nnx
 
     from arbstyle.nets.inception import InceptionV3
 
     model = nnx.eval_shape(lambda: InceptionV3(final_endpoint, mixed_7c_pool=MIXED_7C_POOL, rngs=nnx.Rngs(0)))
-    return {"/".join(map(str, path)): tuple(var.shape) for path, var in nnx.to_flat_state(nnx.state(model))}
+    return tuple(("/".join(map(str, path)), tuple(var.shape)) for path, var in nnx.to_flat_state(nnx.state(model)))
+
+
+def param_shapes(final_endpoint: str = FINAL_ENDPOINT) -> dict[str, tuple[int, ...]]:
+    """Our module's parameter paths ('/'-joined nnx paths) and shapes, without allocating anything."""
+    return dict(_param_shapes(final_endpoint))
 
 
 def _check_graph(tree, path: Path) -> None:
@@ -159,7 +165,8 @@ def build(arrays: Mapping[str, np.ndarray], final_endpoint: str = FINAL_ENDPOINT
 
     from arbstyle.nets.inception import InceptionV3
 
-    model = InceptionV3(final_endpoint, mixed_7c_pool=MIXED_7C_POOL, rngs=nnx.Rngs(0))
+    # Built abstract (no random init of 24M parameters, which costs more than the whole load), then filled.
+    model = nnx.eval_shape(lambda: InceptionV3(final_endpoint, mixed_7c_pool=MIXED_7C_POOL, rngs=nnx.Rngs(0)))
     load_into(model, arrays)
     model.eval()
     return model
