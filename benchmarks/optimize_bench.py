@@ -80,31 +80,32 @@ def bench_time(args) -> None:
     # Timing does not depend on pixel content; skimage's bundled photos keep this runnable without ../shared.
     import skimage.data
 
-    content = skimage.data.astronaut().astype(np.float32) / 255
+    content = skimage.data.astronaut().astype(np.float32) / 255  # 512x512: square at every size
     style = skimage.data.coffee().astype(np.float32) / 255
     rows = []
     for size in args.sizes:
         for opt in ("adam", "lbfgs"):
             stamps = []
-            optimize(content, [style], size=size, steps=args.warmup + args.steps, optimizer=opt,
-                     callback=lambda k, v: stamps.append(time.perf_counter()) and False)
+            _, history = optimize(content, [style], size=size, steps=args.warmup + args.steps, optimizer=opt,
+                                  callback=lambda k, v: stamps.append(time.perf_counter()) and False)
             per_step = np.diff(stamps)[args.warmup:]  # drop compile + warm-up steps
             row = {"optimizer": opt, "size": size, "image": f"{size}x{size}", "steps_timed": len(per_step),
+                   "evaluations_per_step": history["evaluations"][0] / history["step"][-1],
                    "median_s": float(np.median(per_step)), "min_s": float(per_step.min()),
                    "max_s": float(per_step.max())}
             rows.append(row)
             print(row, flush=True)
     cmd = f"python benchmarks/optimize_bench.py time --sizes {' '.join(map(str, args.sizes))} --steps {args.steps}"
     data = {"command": cmd, "machine": machine(), "results": rows,
-            "what": "seconds per optimisation step (median over steps after warm-up); lbfgs steps include the "
-                    "zoom line search (>= 1 value+gradient) and the loss breakdown; square content images"}
+            "what": "seconds per optimisation step (median over steps after warm-up); an lbfgs step includes its "
+                    "line search (>= 1 loss+gradient evaluation; evaluations_per_step averages the whole run)"}
     m = data["machine"]
     md = [f"# `arbstyle optimize`: time per step\n", f"Command: `{cmd}`\n",
           f"Machine: {m['cpu']}, {m['affinity_cores']} usable cores (shared with other jobs), jax {m['jax']} "
-          f"({m['backend']}).\n", "| optimizer | image | median s/step | min | max | steps timed |",
-          "|---|---|---|---|---|---|"]
+          f"({m['backend']}).\n", "| optimizer | image | median s/step | min | max | steps timed | evaluations/step |",
+          "|---|---|---|---|---|---|---|"]
     md += [f"| {r['optimizer']} | {r['image']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
-           f"{r['steps_timed']} |" for r in rows]
+           f"{r['steps_timed']} | {r['evaluations_per_step']:.2f} |" for r in rows]
     _write("optimize_timing", data, "\n".join(md) + "\n")
 
 
@@ -128,7 +129,8 @@ def bench_curve(args) -> None:
             "loss_config": {"content_layers": dict(cfg.content_layers), "style_layers": dict(cfg.style_layers),
                             "content_weight": cfg.content_weight, "style_weight": cfg.style_weight,
                             "tv_weight": cfg.tv_weight, "pooling": cfg.pooling},
-            "wall_seconds": history.pop("seconds")[0], "history": history}
+            "wall_seconds": history.pop("seconds")[0], "evaluations": history.pop("evaluations")[0],
+            "history": history}
     _plot(history, RESULTS / "optimize_curve.png",
           f"{args.optimizer}, {image.shape[1]}x{image.shape[0]}, {CURVE_CONTENT.split('/')[-1]} + "
           f"{CURVE_STYLE.split('/')[-1]}")
@@ -137,7 +139,8 @@ def bench_curve(args) -> None:
     md = [f"# `arbstyle optimize`: loss curve\n", f"Command: `{cmd}`\n",
           f"Pair (../shared, not committed): content `{CURVE_CONTENT}`, style `{CURVE_STYLE}`; "
           f"{args.optimizer}, {image.shape[1]}x{image.shape[0]}, default LossConfig, init=content. "
-          f"Wall time {data['wall_seconds']:.0f} s for {h['step'][-1]} steps.\n",
+          f"Wall time {data['wall_seconds']:.0f} s for {h['step'][-1]} steps "
+          f"({data['evaluations']} loss+gradient evaluations).\n",
           "![loss curve](optimize_curve.png)\n", "| term | step 0 | step 10 | step 50 | step 100 | last |",
           "|---|---|---|---|---|---|"]
     at = {s: h["step"].index(s) if s in h["step"] else None for s in (0, 10, 50, 100)}
