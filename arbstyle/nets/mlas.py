@@ -86,19 +86,29 @@ def requantize(value, zero_point):
     return jnp.clip(jnp.round(value) + zero_point, -128.0, 127.0)
 
 
+# |int8 step| * |uint8 step| <= 128 * 255: a float32 sum of this many such products stays an exact integer
+_EXACT_F32_TERMS = (1 << 24) // (128 * 255)
+
+
 def qlinear_conv(steps, kernel_steps, bias_steps, ratio, zero_point, *, stride: int = 1, padding="VALID",
                  groups: int = 1):
     """QLinearConv on integer steps (level - zero point, as float32 holding integers).
 
-    The int32 accumulation is exact (done in float64: every partial sum is an integer far below 2**53);
-    then float32(acc) * ratio, ratio = float32(x_scale * w_scale / y_scale) per output channel.
-    Returns int8 levels (as float32).
+    The int32 accumulation is exact: float32 convolutions over slices of input channels small enough that every
+    partial sum is an integer below 2**24 (exact in any order), added up in int32. Then float32(acc) * ratio,
+    ratio = float32(x_scale * w_scale / y_scale) per output channel. Returns int8 levels (as float32).
     """
-    with _x64():
-        acc = lax.conv_general_dilated(
-            steps.astype(jnp.float64), kernel_steps.astype(jnp.float64), (stride, stride), padding,
-            dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
-        acc = acc + bias_steps.astype(jnp.float64)
+    kh, kw, per_group, _ = kernel_steps.shape
+    chunk = max(1, _EXACT_F32_TERMS // (kh * kw))
+    slices = [(0, per_group)] if groups > 1 or per_group <= chunk else \
+        [(start, min(start + chunk, per_group)) for start in range(0, per_group, chunk)]
+    acc = bias_steps.astype(jnp.int32)
+    for start, stop in slices:
+        part = lax.conv_general_dilated(
+            steps[..., start:stop] if len(slices) > 1 else steps, kernel_steps[:, :, start:stop, :],
+            (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups,
+            precision=lax.Precision.HIGHEST)
+        acc = acc + part.astype(jnp.int32)
     return requantize(acc.astype(jnp.float32) * ratio, zero_point)
 
 

@@ -172,16 +172,17 @@ class QDQGraph:
 # --- assignment into our modules --------------------------------------------------------------------------
 
 def _set(graph: QDQGraph, variable, value: np.ndarray, what: str):
-    target = variable[...]
+    import jax.numpy as jnp
+
     value = np.asarray(value, np.float32)
-    if tuple(target.shape) != value.shape:
-        graph.fail(f"{what}: file has shape {value.shape}, our network expects {tuple(target.shape)}")
-    variable[...] = value
+    if tuple(variable.shape) != value.shape:
+        graph.fail(f"{what}: file has shape {value.shape}, our network expects {tuple(variable.shape)}")
+    variable.set_value(jnp.asarray(value))
 
 
 def _set_point(graph: QDQGraph, variable, name: str):
     if variable is not None:
-        variable[...] = np.array(graph.activation(name), np.float32)
+        _set(graph, variable, np.array(graph.activation(name), np.float32), name)
 
 
 def _set_conv_quantization(graph: QDQGraph, cq, layer: ConvLayer, scope: str):
@@ -225,7 +226,7 @@ def load_predictor(predictor, graph: QDQGraph) -> None:
             scope = f"MobilenetV2/{name}/{part}".rstrip("/")
             layer = _set_conv(graph, layers, scope, conv_act.conv)
             if conv_act.out_q is not None:
-                conv_act.out_q[...] = np.array(graph.output_activation(layer.output), np.float32)
+                _set(graph, conv_act.out_q, np.array(graph.output_activation(layer.output), np.float32), scope)
             _set_conv_quantization(graph, conv_act.conv_q, layer, scope)
         if getattr(module, "add_q", None) is not None:
             _set_point(graph, module.add_q, f"MobilenetV2/{name}/add")
@@ -260,8 +261,8 @@ def load_transformer(transformer, heads, graph: QDQGraph) -> None:
         layer = _set_conv(graph, layers, f"transformer/contract/conv{k}", conv.conv, bias_to=bn.bias)
         if quantized and f"contract/conv{k}" in transformer.integer_convs:
             _set_conv_quantization(graph, transformer.conv_q[f"contract_conv{k}"], layer, f"contract/conv{k}")
-        bn.mean[...] = np.zeros(bn.mean[...].shape, np.float32)
-        bn.var[...] = np.full(bn.var[...].shape, 1.0 - BN_EPSILON, np.float32)
+        _set(graph, bn.mean, np.zeros(bn.mean.shape, np.float32), "folded batch norm mean")
+        _set(graph, bn.var, np.full(bn.var.shape, 1.0 - BN_EPSILON, np.float32), "folded batch norm variance")
         if quantized:
             _set_point(graph, transformer.contract_q[k - 1], f"transformer/contract/conv{k}/Relu")
     convs = {f"residual{i}/conv{j}": getattr(block, f"conv{j}")
@@ -305,7 +306,7 @@ def _load_transformer_points(transformer, heads, graph: QDQGraph) -> None:
                      and graph.producer[x].input[0] in graph.initializers}
     if len(epsilons) != 1:
         graph.fail(f"expected one CIN epsilon constant, found {sorted(epsilons)}")
-    transformer.epsilon[...] = np.float32(epsilons.pop())
+    _set(graph, transformer.epsilon, np.float32(epsilons.pop()), "CIN epsilon")
     for i in range(1, len(transformer.residual) + 1):
         _set_point(graph, transformer.residual_q[i - 1], f"transformer/residual/residual{i}/add")
     _set_point(graph, transformer.output_q, "transformer/expand/conv3/conv/Sigmoid_int8")
@@ -316,9 +317,31 @@ def _load_transformer_points(transformer, heads, graph: QDQGraph) -> None:
 
 
 def load_into(model, predict_path: Path | None = None, transform_path: Path | None = None) -> None:
-    """Fill a `build_model(MODEL_CONFIG)` model (exact or float activations) from the two ONNX files."""
+    """Fill a `build_model(MODEL_CONFIG)` model (exact or float activations, abstract or not) from the two files."""
     files = package_files()
     predict = QDQGraph(predict_path or files[PREDICT_FILE])
     transform = QDQGraph(transform_path or files[TRANSFORM_FILE])
     load_predictor(model.predictor, predict)
     load_transformer(model.transformer, model.heads, transform)
+
+
+def convert(predict_path: Path, transform_path: Path) -> dict[str, np.ndarray]:
+    """The weights manager's converter: every variable of the exact-mode model, keyed by its state path.
+
+    The float-activation model's variables are a subset (it lacks only the `Quantization` constants).
+    """
+    import jax
+    from flax import nnx
+
+    from arbstyle.model import build_model
+
+    model = nnx.eval_shape(lambda: build_model(MODEL_CONFIG))  # no random init: every value comes from the files
+    load_into(model, Path(predict_path), Path(transform_path))
+    arrays = {}
+    for path, var in nnx.to_flat_state(nnx.state(model)):
+        key = "/".join(map(str, path))
+        value = var.get_value()
+        if isinstance(value, jax.ShapeDtypeStruct):
+            raise OnnxImportError(f"{transform_path}: nothing in the files sets {key}")
+        arrays[key] = np.asarray(value)
+    return arrays

@@ -1,0 +1,64 @@
+"""One door to a ready model: a pretrained name (`magenta-mobile`) or a training workdir.
+
+Both are built by `arbstyle.model.build_model(config)` and then filled, never initialised randomly first:
+
+- a name is a whole-model artifact of `arbstyle.pretrained` (its table holds the model config); its weights are
+  converted and cached on first use and verified by sha256 on every load;
+- a path is a training workdir (`config.json` + Orbax `checkpoints/`, see `arbstyle.checkpoints`); the newest
+  step's `model` item is restored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flax import nnx
+
+from arbstyle import pretrained
+
+
+class RegistryError(ValueError):
+    """A model name or path that resolves to nothing (one line)."""
+
+
+def names() -> list[str]:
+    """The pretrained whole models `load_model` knows by name."""
+    return sorted(n for n, a in pretrained.ARTIFACTS.items() if a.model_config is not None)
+
+
+def load_pretrained(name: str, *, progress: bool = False, **config_overrides):
+    """A pretrained model in inference mode; `config_overrides` change build-only keys, e.g.
+    `quantize_activations=False` for float activations with the same weights."""
+    from arbstyle.model import build_model, model_config
+
+    base = pretrained.model_config(name)
+    if base is None:
+        raise RegistryError(f"{name} is trunk weights, not a whole model; models: {', '.join(names())}")
+    config = model_config(base, **config_overrides)
+    arrays = pretrained.load_arrays(name, progress=progress)
+    model = nnx.eval_shape(lambda: build_model(config))
+    pretrained.fill_module(model, arrays, what=f"{name} weights")
+    model.eval()
+    return model
+
+
+def load_checkpoint(workdir: str | Path, step: int | None = None):
+    """A trained model from a workdir (newest step unless `step`), in inference mode."""
+    from arbstyle import checkpoints
+
+    return checkpoints.restore_model(Path(workdir).expanduser(), step)
+
+
+def load_model(name_or_path: str | Path, **config_overrides):
+    """`magenta-mobile` (or another name in `names()`), or a training workdir."""
+    key = str(name_or_path)
+    if key in pretrained.ARTIFACTS:
+        return load_pretrained(key, **config_overrides)
+    path = Path(key).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        if config_overrides:
+            raise RegistryError(f"{path}: a checkpoint is loaded as trained; config overrides "
+                                f"{sorted(config_overrides)} apply only to pretrained names")
+        return load_checkpoint(path)
+    if path.exists():
+        raise RegistryError(f"{path}: not a training workdir (no config.json inside)")
+    raise RegistryError(f"{key!r}: no such pretrained model ({', '.join(names())}) or training workdir")
