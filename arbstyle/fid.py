@@ -2,9 +2,9 @@
 
 Features are `pool_3` of TensorFlow's 2015 Inception graph (our InceptionV3 through Mixed_7c with the max-pool
 branch, weights from `arbstyle.weights.inception_fid`), averaged over the 8x8 grid: 2048 numbers per image.
-The graph's own preprocessing is reproduced: pixel values 0..255, TF1 `ResizeBilinear` to 299x299 (corner
-aligned, no half-pixel offset, no antialiasing: what the graph did, aliasing included), then (x - 128) / 128,
-so inputs span [-1, 0.9921875], not [-1, 1].
+The graph's own preprocessing is reproduced: pixel values 0..255, TF1 `ResizeBilinear` to 299x299 (source
+pixel = dest * in/out: align_corners=False without the half-pixel offset, no antialiasing; what the graph did,
+aliasing included), then (x - 128) / 128, so inputs span [-1, 0.9921875], not [-1, 1].
 """
 from __future__ import annotations
 
