@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from arbstyle import images
 from arbstyle.cli import CLIError
-from arbstyle.stylize import DEFAULT_MODEL, STYLE_SIZE
+from arbstyle.stylize import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, STYLE_SIZE
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -210,6 +210,9 @@ def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
 def _model_arguments(parser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or checkpoint path (default {DEFAULT_MODEL})")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="transformer precision")
+    parser.add_argument("--activations", choices=list(ACTIVATIONS), default=DEFAULT_ACTIVATIONS,
+                        help="imported int8 models: float activations (default, fast, tileable) or exact "
+                             "replay of the int8 graph (about 10x slower, no tiling)")
 
 
 def _check_numbers(args) -> None:
@@ -226,8 +229,11 @@ def _check_numbers(args) -> None:
 def make_stylizer(args, **kwargs):
     from arbstyle.stylize import Stylizer
 
-    return Stylizer.load(args.model, precision=args.precision, style_size=getattr(args, "style_size", STYLE_SIZE),
-                         **kwargs)
+    try:
+        return Stylizer.load(args.model, activations=args.activations, precision=args.precision,
+                             style_size=getattr(args, "style_size", STYLE_SIZE), **kwargs)
+    except ValueError as err:  # the registry's errors (unknown name, bad workdir) and bad option combinations
+        raise CLIError(str(err)) from None
 
 
 def _validate_contents(jobs: list[Job], keep_going: bool) -> tuple[list[Job], list[str]]:
@@ -288,7 +294,11 @@ def run_stylize(args) -> int:
             content = stylizer.prepare_content(job.content, content_size=args.content_size, max_size=args.max_size)
             vectors = np.stack([mixed if s.source == MIX else by_name[s.name] for s in job.styles])
             vectors = stylizer.apply_strength(vectors, content, args.strength)
-            for out, path in zip(stylizer.stylize_arrays(content, vectors, tile=tiling), job.outputs):
+            try:
+                outs = stylizer.stylize_arrays(content, vectors, tile=tiling)
+            except ValueError as err:  # e.g. a size that needs tiling with exact activations
+                raise CLIError(f"{job.content}: {err}") from None
+            for out, path in zip(outs, job.outputs):
                 if args.preserve_color:
                     out = preserve_colors(out, content)
                 images.save_image(out, path, quality=args.quality)
