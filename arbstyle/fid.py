@@ -48,16 +48,9 @@ def fid_preprocess(image: np.ndarray) -> np.ndarray:
 
 
 def _default_weights() -> Mapping[str, np.ndarray]:
-    from arbstyle.paths import cache_dir
-    from arbstyle.weights import inception_fid
+    from arbstyle.pretrained import load_arrays  # the weights manager: cache, sha256 records, fetch on first use
 
-    try:  # the weights manager, when present, owns the cache and the sha256 checks
-        from arbstyle import pretrained
-    except ImportError:
-        pretrained = None
-    if pretrained is not None and hasattr(pretrained, "load_arrays"):
-        return pretrained.load_arrays("inception-v3")
-    return inception_fid.convert(inception_fid.fetch_torchscript(cache_dir()))
+    return load_arrays("inception-v3")
 
 
 class InceptionFeatures:

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 from arbstyle.fid import fid_preprocess  # noqa: E402
 from arbstyle.images import load_image  # noqa: E402
 from arbstyle.paths import cache_dir, shared_dir  # noqa: E402
+from arbstyle.pretrained import artifact  # noqa: E402
 from arbstyle.weights import inception_fid  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -87,6 +88,7 @@ def main() -> int:
     if args.limit:
         paths = paths[: args.limit]
     arrays = inception_fid.convert(inception_fid.fetch_torchscript(cache_dir()))
+    source = artifact("inception-v3").source
     inputs = np.stack([fid_preprocess(load_image(p)) for p in paths])
     model = inception_fid.build(arrays)
 
@@ -97,7 +99,7 @@ def main() -> int:
     result = {"command": "python benchmarks/inception_bn_check.py" + (f" --limit {args.limit}" if args.limit else ""),
               "images": len(paths), "source": "../shared/data/val/content (all .jpg, sorted)",
               "preprocessing": "arbstyle.fid.fid_preprocess (TF1 bilinear to 299, (x*255-128)/128)",
-              "weights": f"{inception_fid.PACKAGE}:{inception_fid.MEMBER} sha256 {inception_fid.MEMBER_SHA256}",
+              "weights": f"{inception_fid.PACKAGE}:{source.member} sha256 {source.member_sha256}",
               "machine": machine(), "seconds": round(seconds, 1), "summary": summarise(rows), "layers": rows,
               "controls": {}}
     if not args.no_controls:

