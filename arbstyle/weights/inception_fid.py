@@ -7,7 +7,7 @@ with `torchzip` (numpy only) and rename its 94 conv+BN layers onto `arbstyle.net
     torch  net.layers.<layer>.weight (O, I, kh, kw)   ->  ours  <path>/conv/kernel (kh, kw, I, O)
            net.layers.<layer>.beta / mean / var       ->        <path>/bn/bias / mean / var
 
-The graph has no BN scale (gamma) and neither has our ConvBN, so nothing is dropped or invented.
+The export stores no BN scale (gamma) and our ConvBN has none, so nothing is dropped or invented.
 See docs/inception.md for how this graph differs from slim's 2016 checkpoint.
 """
 from __future__ import annotations
