@@ -1,6 +1,10 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One weights cache for the whole run (all xdist workers, session fixtures included), never the user's own cache.
+# The weights manager verifies every artifact by sha256 on load and writes atomically, so sharing it is safe.
+os.environ.setdefault("ARBSTYLE_HOME", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "arbstyle_home"))
 
 import arbstyle  # noqa: E402,F401  (XLA flags first)
 import pytest  # noqa: E402
@@ -15,10 +19,3 @@ def shared():
     if path is None:
         pytest.skip("../shared is absent (data and reference models)")
     return path
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    # Tests never touch the user's real weights cache unless they set ARBSTYLE_HOME themselves.
-    if "ARBSTYLE_HOME" not in os.environ:
-        monkeypatch.setenv("ARBSTYLE_HOME", str(tmp_path_factory.getbasetemp() / "arbstyle_home"))
