@@ -1,0 +1,74 @@
+"""`load_model`: pretrained names and training workdirs through one door, built by `build_model`."""
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from flax import nnx
+
+from arbstyle import checkpoints
+from arbstyle.model import build_model
+from arbstyle.nets.qdq import Quantization
+from arbstyle.registry import RegistryError, load_model, names
+
+
+def _variables(model, kind=nnx.Variable):
+    return {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in nnx.to_flat_state(nnx.state(model, kind))}
+
+
+def test_names():
+    assert names() == ["magenta-mobile"]
+
+
+def test_magenta_mobile_exact_and_float_share_their_weights():
+    exact = load_model("magenta-mobile")
+    float_model = load_model("magenta-mobile", quantize_activations=False)
+    assert exact.config["quantize_activations"] and not float_model.config["quantize_activations"]
+    assert _variables(exact, Quantization) and not _variables(float_model, Quantization)
+    shared = _variables(float_model, nnx.Param)
+    assert shared.keys() <= _variables(exact, nnx.Param).keys()
+    for key, value in shared.items():
+        np.testing.assert_array_equal(value, _variables(exact, nnx.Param)[key])
+
+
+def test_magenta_mobile_float_stylizes_any_size():
+    model = load_model("magenta-mobile", quantize_activations=False)
+    rng = np.random.default_rng(0)
+    style = jnp.asarray(rng.random((1, 64, 64, 3), np.float32))
+    content = jnp.asarray(rng.random((1, 37, 50, 3), np.float32))
+    embedding = model.embed(style)
+    out = np.asarray(model.stylize(content, embedding))
+    assert embedding.shape == (1, 100) and out.shape == (1, 37, 50, 3)
+    assert 0.0 <= out.min() and out.max() <= 1.0 and out.std() > 0.01
+
+
+def test_unknown_name_and_paths(tmp_path):
+    with pytest.raises(RegistryError, match="no such pretrained model \\(magenta-mobile\\) or training workdir"):
+        load_model("magenta-large")
+    with pytest.raises(RegistryError, match="not a training workdir \\(no config.json inside\\)"):
+        load_model(tmp_path)
+    with pytest.raises(RegistryError, match="trunk weights, not a whole model"):
+        from arbstyle.registry import load_pretrained
+
+        load_pretrained("inception-v3")
+
+
+def test_a_training_workdir_loads_through_the_same_door(tmp_path):
+    config = {"predictor": "table", "num_styles": 2, "alpha": 0.25}
+    model = build_model(config, seed=3)
+    workdir = tmp_path / "run"
+    checkpoints.write_json_atomic(workdir / checkpoints.CONFIG_FILE, {"model": model.config})
+    mngr = checkpoints.manager(workdir)
+    state = checkpoints.pure(nnx.state(model))
+    mngr.save(7, args=ocp.args.Composite(**{checkpoints.MODEL_ITEM: ocp.args.StandardSave(state)}))
+    mngr.wait_until_finished()
+    mngr.close()
+
+    loaded = load_model(workdir)
+    assert loaded.config == model.config
+    want, got = _variables(model), _variables(loaded)
+    assert want.keys() == got.keys()
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key])
+    assert loaded.transformer.contract_bn1.use_running_average  # handed out in inference mode
+    with pytest.raises(RegistryError, match="config overrides"):
+        load_model(workdir, alpha=1.0)
