@@ -140,3 +140,52 @@ def test_bad_arguments_fail_before_any_work(images, tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err.strip()
     assert rc != 0 and message in err and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lbfgs_line_search_solves_an_ill_conditioned_quadratic():
+    import jax
+    import jax.numpy as jnp
+
+    from arbstyle.optimize import _LBFGS
+
+    scales = jnp.logspace(0, 3, 50).reshape(1, 5, 10, 1)  # condition number 1000
+    target = jnp.linspace(-1, 1, 50).reshape(1, 5, 10, 1)
+
+    @jax.jit
+    def value_and_grad(z):
+        def f(z):
+            v = 0.5 * jnp.sum(scales * (z - target) ** 2)
+            return v, {"total": v}
+        return jax.value_and_grad(f, has_aux=True)(z)
+
+    opt = _LBFGS(value_and_grad, ())
+    start = float(opt.start(jnp.zeros_like(target))["total"])
+    values = [start]
+    for _ in range(40):
+        terms = opt.step()
+        if terms is None:
+            break
+        values.append(float(terms["total"]))
+    assert all(b <= a for a, b in zip(values, values[1:]))  # Armijo: never increases
+    assert len(values) == 41 and values[-1] < 1e-3 * start
+    # Same iterates as optax.lbfgs with its in-graph zoom line search (both accept unit steps here).
+    import optax
+    tx, z = optax.lbfgs(), jnp.zeros_like(target)
+    state = tx.init(z)
+    f = lambda z: value_and_grad(z)[0][0]  # noqa: E731
+
+    @jax.jit
+    def step(z, state):
+        v, g = optax.value_and_grad_from_state(f)(z, state=state)
+        updates, state = tx.update(g, state, z, value=v, grad=g, value_fn=f)
+        return optax.apply_updates(z, updates), state
+
+    state = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), state)
+    for _ in range(40):
+        z, state = step(z, state)
+    np.testing.assert_allclose(values[-1], float(f(z)), rtol=0.05)
+    # Plain gradient descent with the best fixed step (1 / L) is far behind after as many steps.
+    z = jnp.zeros_like(target)
+    for _ in range(40):
+        z = z - value_and_grad(z)[1] / 1000.0
+    assert float(f(z)) > 10 * values[-1]
