@@ -48,6 +48,7 @@ def machine() -> dict:
     return {"cpu": cpu, "logical_cores": os.cpu_count(), "affinity_cores": len(os.sched_getaffinity(0)),
             "python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
             "note": "cores shared with other jobs while measured; expect noise"}
 
 
@@ -86,27 +87,73 @@ def bench_time(args) -> None:
     for size in args.sizes:
         for opt in ("adam", "lbfgs"):
             stamps = []
-            _, history = optimize(content, [style], size=size, steps=args.warmup + args.steps, optimizer=opt,
+            n = args.warmup + args.steps + 1  # stamps after each step; the first diff ends warm-up step 2
+            _, history = optimize(content, [style], size=size, steps=n, optimizer=opt,
                                   callback=lambda k, v: stamps.append(time.perf_counter()) and False)
-            per_step = np.diff(stamps)[args.warmup:]  # drop compile + warm-up steps
-            row = {"optimizer": opt, "size": size, "image": f"{size}x{size}", "steps_timed": len(per_step),
-                   "evaluations_per_step": history["evaluations"][0] / history["step"][-1],
-                   "median_s": float(np.median(per_step)), "min_s": float(per_step.min()),
-                   "max_s": float(per_step.max())}
-            rows.append(row)
-            print(row, flush=True)
-    cmd = f"python benchmarks/optimize_bench.py time --sizes {' '.join(map(str, args.sizes))} --steps {args.steps}"
+            per_step = np.diff(stamps)[args.warmup:]  # compile and warm-up steps excluded
+            rows.append(_row(opt, size, per_step, (history["evaluations"][0] - 1) / history["step"][-1]))
+        if size in args.optax_sizes:
+            rows.append(_optax_lbfgs_row(content, style, size, args.warmup, args.steps))
+    cmd = (f"python benchmarks/optimize_bench.py time --sizes {' '.join(map(str, args.sizes))} --steps {args.steps}"
+           f" --optax-sizes {' '.join(map(str, args.optax_sizes))}")
     data = {"command": cmd, "machine": machine(), "results": rows,
             "what": "seconds per optimisation step (median over steps after warm-up); an lbfgs step includes its "
                     "line search (>= 1 loss+gradient evaluation; evaluations_per_step averages the whole run)"}
     m = data["machine"]
     md = [f"# `arbstyle optimize`: time per step\n", f"Command: `{cmd}`\n",
           f"Machine: {m['cpu']}, {m['affinity_cores']} usable cores (shared with other jobs), jax {m['jax']} "
-          f"({m['backend']}).\n", "| optimizer | image | median s/step | min | max | steps timed | evaluations/step |",
+          f"({m['backend']}); load average {m['load_average_1_5_15min_at_end']} (1/5/15 min) at the end.\n",
+          "| optimizer | image | median s/step | min | max | steps timed | evaluations/step |",
           "|---|---|---|---|---|---|---|"]
     md += [f"| {r['optimizer']} | {r['image']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
            f"{r['steps_timed']} | {r['evaluations_per_step']:.2f} |" for r in rows]
     _write("optimize_timing", data, "\n".join(md) + "\n")
+
+
+def _row(opt, size, per_step, evals_per_step) -> dict:
+    row = {"optimizer": opt, "size": size, "image": f"{size}x{size}", "steps_timed": len(per_step),
+           "evaluations_per_step": float(evals_per_step), "median_s": float(np.median(per_step)),
+           "min_s": float(np.min(per_step)), "max_s": float(np.max(per_step))}
+    print(row, flush=True)
+    return row
+
+
+def _optax_lbfgs_row(content, style, size, warmup, steps) -> dict:
+    """The design alternative: optax.lbfgs with its zoom line search inside the jitted step (what
+    arbstyle.optimize used first), on the same loss, for comparison with the host-side line search."""
+    import optax
+    from flax import nnx
+
+    from arbstyle.images import resize_long
+    from arbstyle.optimize import _JittedVGG, _logit, _vgg
+
+    cfg = L.LossConfig()
+    c, s = jnp.asarray(resize_long(content, size)), jnp.asarray(resize_long(style, size))
+    graphdef, state = _vgg(cfg.pooling)
+    vgg = _JittedVGG(graphdef, state)
+    feats, grams = L.content_targets(vgg, c, cfg), L.style_targets(vgg, [s], cfg)
+
+    def f(z):
+        return L.perceptual_loss(nnx.merge(graphdef, state), jax.nn.sigmoid(z), feats, grams, cfg)[0]
+
+    tx = optax.lbfgs()
+
+    @jax.jit
+    def step(z, opt_state):
+        value, grad = optax.value_and_grad_from_state(f)(z, state=opt_state)
+        updates, opt_state = tx.update(grad, opt_state, z, value=value, grad=grad, value_fn=f)
+        return optax.apply_updates(z, updates), opt_state
+
+    z = _logit(c[None])
+    opt_state = jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.result_type(x)), tx.init(z))
+    stamps, evals = [], 0
+    for _ in range(warmup + steps + 1):
+        z, opt_state = step(z, opt_state)
+        jax.block_until_ready(z)
+        stamps.append(time.perf_counter())
+        evals += int(optax.tree_utils.tree_get(opt_state, "num_linesearch_steps"))
+    return _row("optax.lbfgs (in-graph zoom line search)", size, np.diff(stamps)[warmup:],
+                evals / (warmup + steps + 1))
 
 
 # ----------------------------------------------------------------------------------------------- curve
@@ -345,6 +392,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     p.add_argument("--steps", type=int, default=5, help="timed steps after warm-up")
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--optax-sizes", type=int, nargs="*", default=[256],
+                   help="sizes at which to also time optax.lbfgs's in-graph line search, for comparison")
     p = sub.add_parser("curve")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--steps", type=int, default=300)
