@@ -92,18 +92,19 @@ class VGG16(nnx.Module):
     pooling: 'avg' (Magenta's choice for style losses; smoother gradients) or 'max' (as trained).
     """
 
-    def __init__(self, pooling: str = "avg", *, weights: Mapping[str, tuple] | None = None,
-                 rngs: nnx.Rngs | None = None):
+    def __init__(self, pooling: str = "avg", *, weights: Mapping[str, tuple] | None = None, seed: int = 0):
         if pooling not in ("avg", "max"):
             raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
         self.pooling = pooling
-        if weights is None:
-            rngs = rngs if rngs is not None else nnx.Rngs(0)
-            init = jax.nn.initializers.he_normal()
+        # Without weights: He-normal from numpy (an untrained control; jax.random would compile one
+        # initialiser per kernel shape, ~10 s on CPU, for throwaway values).
+        rng = np.random.default_rng(seed) if weights is None else None
         in_ch = 3
         for name, (_, _, out_ch) in zip(CONV_NAMES, [blk for blk in _BLOCKS for _ in range(blk[1])]):
             if weights is None:
-                kernel, bias = init(rngs.params(), (3, 3, in_ch, out_ch)), jnp.zeros((out_ch,))
+                fan_in = 9 * in_ch
+                kernel = rng.standard_normal((3, 3, in_ch, out_ch), np.float32) * np.sqrt(2.0 / fan_in)
+                bias = np.zeros((out_ch,), np.float32)
             else:
                 kernel, bias = weights[name]
                 if tuple(kernel.shape) != (3, 3, in_ch, out_ch):
