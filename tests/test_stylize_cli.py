@@ -18,6 +18,7 @@ _STYLIZERS = {}
 
 @pytest.fixture(autouse=True)
 def tiny_registry(monkeypatch):
+    monkeypatch.setenv("ARBSTYLE_XLA_CACHE", "off")  # the persistent cache is process-global: keep tests apart
     loaded = []
 
     def load(name_or_path="magenta-mobile", **kwargs):

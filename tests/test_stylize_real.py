@@ -48,7 +48,8 @@ def test_real_model_tiled_equals_untiled(real):
     assert diff.mean() < 1e-4 and diff.max() < 1e-2, (diff.mean(), diff.max())
 
 
-def test_unknown_model_is_one_line(tmp_path, capsys):
+def test_unknown_model_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ARBSTYLE_XLA_CACHE", "off")  # the persistent cache is process-global: keep tests apart
     from arbstyle.cli import main
     from arbstyle.images import save_image
 
