@@ -20,7 +20,7 @@ import optax
 from flax import nnx
 
 from arbstyle import losses as L
-from arbstyle.images import SAVE_FORMATS, ImageError, load_image, resize_long, save_image
+from arbstyle.images import SAVE_FORMATS, load_image, resize_long, save_image
 from arbstyle.nets.vgg import load_vgg16
 
 OPTIMIZERS = ("lbfgs", "adam")

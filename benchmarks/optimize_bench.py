@@ -100,7 +100,7 @@ def bench_time(args) -> None:
             "what": "seconds per optimisation step (median over steps after warm-up); an lbfgs step includes its "
                     "line search (>= 1 loss+gradient evaluation; evaluations_per_step averages the whole run)"}
     m = data["machine"]
-    md = [f"# `arbstyle optimize`: time per step\n", f"Command: `{cmd}`\n",
+    md = ["# `arbstyle optimize`: time per step\n", f"Command: `{cmd}`\n",
           f"Machine: {m['cpu']}, {m['affinity_cores']} usable cores (shared with other jobs), jax {m['jax']} "
           f"({m['backend']}); load average {m['load_average_1_5_15min_at_end']} (1/5/15 min) at the end.\n",
           "| optimizer | image | median s/step | min | max | steps timed | evaluations/step |",
@@ -183,7 +183,7 @@ def bench_curve(args) -> None:
           f"{CURVE_STYLE.split('/')[-1]}")
     h = history
     keys = ["total", "content", "style", "tv"] + [k for k in h if k.startswith("style/")]
-    md = [f"# `arbstyle optimize`: loss curve\n", f"Command: `{cmd}`\n",
+    md = ["# `arbstyle optimize`: loss curve\n", f"Command: `{cmd}`\n",
           f"Pair (../shared, not committed): content `{CURVE_CONTENT}`, style `{CURVE_STYLE}`; "
           f"{args.optimizer}, {image.shape[1]}x{image.shape[0]}, default LossConfig, init=content. "
           f"Wall time {data['wall_seconds']:.0f} s for {h['step'][-1]} steps "
