@@ -44,8 +44,18 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     return parser, runners
 
 
+def _persistent_compilation_cache() -> None:
+    """Each CLI run is a new process: reuse compiled programs across runs instead of recompiling for 10-30 s."""
+    import os
+
+    from arbstyle.paths import cache_dir
+
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax_compilation_cache"))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _persistent_compilation_cache()
     parser, runners = build_parser(argv)
     args = parser.parse_args(argv)
     from arbstyle.images import ImageError
