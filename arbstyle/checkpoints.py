@@ -74,15 +74,15 @@ def checkpoint_dir(workdir: str | os.PathLike) -> Path:
     return Path(workdir).absolute() / CHECKPOINT_DIR
 
 
-def manager(workdir: str | os.PathLike, *, max_to_keep: int | None = None, read_only: bool = False,
-            with_data: bool = True) -> ocp.CheckpointManager:
-    """The workdir's CheckpointManager. Leftover temporary directories of an interrupted save are removed."""
-    handlers = {MODEL_ITEM: ocp.StandardCheckpointHandler(), TRAIN_ITEM: ocp.StandardCheckpointHandler()}
-    if with_data:
-        import grain
+def manager(workdir: str | os.PathLike, *, max_to_keep: int | None = None, read_only: bool = False
+            ) -> ocp.CheckpointManager:
+    """The workdir's CheckpointManager. A writer removes leftover temporary directories of an interrupted save;
+    a reader (read_only) changes nothing on disk, so it may look at a run that is still training."""
+    import grain
 
-        handlers[DATA_ITEM] = grain.checkpoint.CheckpointHandler()
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+    handlers = {MODEL_ITEM: ocp.StandardCheckpointHandler(), TRAIN_ITEM: ocp.StandardCheckpointHandler(),
+                DATA_ITEM: grain.checkpoint.CheckpointHandler()}
+    options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else max_to_keep, create=not read_only,
                                            cleanup_tmp_directories=not read_only)
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_handlers=handlers)
 
@@ -117,39 +117,59 @@ def available_steps(workdir: str | os.PathLike) -> list[int]:
                   and (p / "_CHECKPOINT_METADATA").is_file())
 
 
-def restore_model_state(workdir: str | os.PathLike, model: nnx.Module, step: int | None = None) -> int:
-    """Fill `model` (built from the workdir's model config) from a checkpoint's model item; returns the step."""
+def _step(workdir, step: int | None) -> int:
     steps = available_steps(workdir)
     if not steps:
         raise CheckpointError(f"{checkpoint_dir(workdir)}: no checkpoints")
     step = steps[-1] if step is None else int(step)
     if step not in steps:
         raise CheckpointError(f"{checkpoint_dir(workdir)}: no checkpoint for step {step} (have {steps})")
-    state = nnx.state(model)
-    target = abstract_like(state.to_pure_dict())
-    mngr = manager(workdir, read_only=True, with_data=False)
+    return step
+
+
+def _restore_model_item(workdir, step: int, target) -> dict:
+    mngr = manager(workdir, read_only=True)
     try:
+        if target is None:
+            # Every array onto this process's first device, whatever mesh wrote it (a checkpoint from 8 GPUs
+            # loads on a laptop): Orbax needs the target sharding spelled out when the topology differs.
+            metadata = mngr.item_metadata(step)[MODEL_ITEM]
+            target = abstract_like(metadata, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
         restored = mngr.restore(step, args=ocp.args.Composite(**{MODEL_ITEM: ocp.args.StandardRestore(target)}))
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise CheckpointError(f"{checkpoint_dir(workdir) / str(step)}: cannot restore the model "
                               f"({' '.join(str(err).split())[:300]})") from None
     finally:
         mngr.close()
-    nnx.replace_by_pure_dict(state, restored[MODEL_ITEM])
+    return restored[MODEL_ITEM]
+
+
+def read_model_arrays(workdir: str | os.PathLike, step: int | None = None) -> dict:
+    """A checkpoint's model item as a nested dict of numpy arrays (keys as saved: list indices become strings)."""
+    tree = _restore_model_item(workdir, _step(workdir, step), None)
+    return jax.tree.map(np.asarray, tree)
+
+
+def restore_model_state(workdir: str | os.PathLike, model: nnx.Module, step: int | None = None) -> int:
+    """Fill `model` (built from the workdir's model config) from a checkpoint's model item; returns the step."""
+    step = _step(workdir, step)
+    state = nnx.state(model)
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    target = abstract_like(state.to_pure_dict(), device)
+    nnx.replace_by_pure_dict(state, _restore_model_item(workdir, step, target))
     nnx.update(model, state)
     return step
 
 
 def restore_model(workdir: str | os.PathLike, step: int | None = None):
-    """The trained model of a workdir (newest checkpoint unless `step`), in inference mode."""
+    """The trained model of a workdir (newest checkpoint unless `step`), in inference mode.
+
+    Only config.json and the step's model item are read; nothing is initialised randomly first.
+    """
     from arbstyle.model import build_model
 
     config = read_config(workdir)
     model = nnx.eval_shape(lambda: build_model(config["model"]))
-    # Abstract params cost nothing to build; give them real (zero) buffers only to receive the restore.
-    graphdef, state = nnx.split(model)
-    state = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), state)
-    model = nnx.merge(graphdef, state)
     restore_model_state(workdir, model, step)
     model.eval()
     return model

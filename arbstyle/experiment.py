@@ -42,9 +42,11 @@ def base_config() -> ml_collections.ConfigDict:
         "content_weight": loss.content_weight, "style_weight": loss.style_weight, "tv_weight": loss.tv_weight,
         "pooling": loss.pooling,
     })
-    # Adam as in Magenta (tf.train.AdamOptimizer defaults; learning rate 1e-5; no clipping).
+    # Adam as in Magenta (tf.train.AdamOptimizer defaults; learning rate 1e-5; no clipping). "sgd" (with optional
+    # momentum) exists for comparisons where Adam's per-weight normalisation would amplify rounding noise: weights
+    # whose exact gradient is zero (e.g. CIN offsets that a later instance norm removes) get +-lr steps from noise.
     c.optimizer = ml_collections.ConfigDict({
-        "learning_rate": 1e-5, "b1": 0.9, "b2": 0.999, "eps": 1e-8,
+        "name": "adam", "learning_rate": 1e-5, "b1": 0.9, "b2": 0.999, "eps": 1e-8, "momentum": 0.0,
         "clip_norm": 0.0,  # > 0: clip gradients to this global norm
         "warmup_steps": 0, "schedule": "constant",  # "constant" | "cosine" (decays to 0 at train.steps)
     })

@@ -216,7 +216,12 @@ def make_optimizer(opt: ml_collections.ConfigDict, total_steps: int) -> tuple[op
         schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total_steps, warmup + 1))
     else:
         raise CLIError(f"optimizer.schedule must be 'constant' or 'cosine', got {opt.schedule!r}")
-    tx = optax.adam(schedule, b1=float(opt.b1), b2=float(opt.b2), eps=float(opt.eps))
+    if opt.name == "adam":
+        tx = optax.adam(schedule, b1=float(opt.b1), b2=float(opt.b2), eps=float(opt.eps))
+    elif opt.name == "sgd":
+        tx = optax.sgd(schedule, momentum=float(opt.momentum) or None)
+    else:
+        raise CLIError(f"optimizer.name must be 'adam' or 'sgd', got {opt.name!r}")
     if float(opt.clip_norm) > 0:
         tx = optax.chain(optax.clip_by_global_norm(float(opt.clip_norm)), tx)
     return tx, schedule
@@ -334,6 +339,8 @@ class Result:
     step: int
     last_checkpoint: int | None
     losses: dict[int, float]  # step -> total loss, for the steps this run trained
+    devices: int = 1
+    processes: int = 1
 
 
 # ---- the trainer ----------------------------------------------------------------------------------------------------
@@ -535,7 +542,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
         mngr.wait_until_finished()
         mngr.close()
         writer.close()
-    return Result(status=status, signum=stop.signum, start_step=start, step=step, last_checkpoint=last_checkpoint, losses=losses)
+    return Result(status=status, signum=stop.signum, start_step=start, step=step, last_checkpoint=last_checkpoint,
+                  losses=losses, devices=mesh.devices.size, processes=jax.process_count())
 
 
 # ---- command line ---------------------------------------------------------------------------------------------------
@@ -580,7 +588,8 @@ def run(args) -> int:
     result = train(config, args.workdir)
     if parallel.is_primary():
         last = result.losses[max(result.losses)] if result.losses else float("nan")
-        print(f"{result.status}: step {result.step} (started at {result.start_step}), last loss {last:.5g}, "
-              f"checkpoint step {result.last_checkpoint} in {Path(args.workdir) / checkpoints.CHECKPOINT_DIR}")
+        print(f"{result.status}: step {result.step} (started at {result.start_step}) on {result.devices} device(s) "
+              f"in {result.processes} process(es), last loss {last:.5g}, checkpoint step {result.last_checkpoint} "
+              f"in {Path(args.workdir) / checkpoints.CHECKPOINT_DIR}")
     # Interrupted runs exit like the signal would have (130 for Ctrl-C, 143 for SIGTERM), after saving.
     return 0 if result.status == "done" else 128 + int(result.signum or signal.SIGTERM)
