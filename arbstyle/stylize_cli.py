@@ -397,7 +397,7 @@ def run_embed(args) -> int:
 # ---------------------------------------------------------------------------------------------- demo
 
 DEMO_CONTENTS = ["astronaut", "chelsea", "coffee", "rocket"]
-DEMO_STYLES = ["immunohistochemistry", "hubble_deep_field", "colorwheel", "brick", "gravel"]
+DEMO_STYLES = ["immunohistochemistry", "hubble_deep_field", "brick", "gravel"]
 
 
 def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
@@ -433,33 +433,33 @@ def skimage_sample(name: str) -> np.ndarray:
 
 def contact_sheet(contents: list[np.ndarray], styles: list[np.ndarray], results: list[list[np.ndarray]],
                   *, cell: int, labels: tuple[list[str], list[str]] | None = None) -> np.ndarray:
-    """Grid: top row the styles, left column the contents, result (i, j) at row i + 1, column j + 1."""
+    """Grid: top row the styles, left column the contents, result (i, j) at row i + 1, column j + 1.
+
+    Each image is fitted into a `cell` x `cell` square (aspect kept, centred); labels go on the image itself.
+    """
     from PIL import Image, ImageDraw
 
     gap = max(4, cell // 32)
     rows, cols = len(contents) + 1, len(styles) + 1
     sheet = Image.new("RGB", (cols * (cell + gap) + gap, rows * (cell + gap) + gap), "white")
+    draw = ImageDraw.Draw(sheet)
 
-    def put(arr, r, c):
+    def put(arr, r, c, label=None):
         tile = Image.fromarray(images.to_uint8(arr))
         tile.thumbnail((cell, cell), Image.Resampling.LANCZOS)
         x = gap + c * (cell + gap) + (cell - tile.width) // 2
         y = gap + r * (cell + gap) + (cell - tile.height) // 2
         sheet.paste(tile, (x, y))
+        if label:
+            draw.text((x + 3, y + 2), label, fill="white", stroke_width=2, stroke_fill="black")
 
+    content_names, style_names = labels if labels else ([None] * len(contents), [None] * len(styles))
     for j, style in enumerate(styles):
-        put(style, 0, j + 1)
+        put(style, 0, j + 1, style_names[j])
     for i, content in enumerate(contents):
-        put(content, i + 1, 0)
+        put(content, i + 1, 0, content_names[i])
         for j, result in enumerate(results[i]):
             put(result, i + 1, j + 1)
-    if labels:
-        draw = ImageDraw.Draw(sheet)
-        for j, name in enumerate(labels[1]):
-            draw.text((gap + (j + 1) * (cell + gap) + 3, 3), name, fill="black")
-        for i, name in enumerate(labels[0]):
-            draw.text((gap + 3, gap + (i + 1) * (cell + gap) + 3), name, fill="white", stroke_width=1,
-                      stroke_fill="black")
     return np.asarray(sheet)
 
 
