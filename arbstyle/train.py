@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -151,6 +152,11 @@ class StyleTable:
     names: list[str]
 
 
+def _has_split(builder, split: str) -> bool:
+    # TFDS split expressions: "train", "train[:10]", "train+validation".
+    return {re.sub(r"\[.*\]$", "", part.strip()) for part in split.split("+")} <= set(builder.info.splits)
+
+
 def style_table(data_cfg) -> StyleTable:
     import tensorflow_datasets as tfds
 
@@ -162,7 +168,7 @@ def style_table(data_cfg) -> StyleTable:
         base = spec.rsplit(":", 1)[0] if pinned else spec
         builder = catalog.load(base, data_dir=data_cfg.data_dir or None, manual_dir=data_cfg.manual_dir or None)
         split = pinned or "train"
-        if split not in builder.info.splits:
+        if not _has_split(builder, split):
             continue  # the pipeline leaves such a dataset out too, so it takes no slot in style_source
         source = builder.as_data_source(split, decoders={"image": tfds.decode.SkipDecoding()})
         offsets.append(len(names))
@@ -192,18 +198,18 @@ def _prepare_data(data_cfg) -> None:
 
 
 def sample_pairs(data_cfg, count: int, seed: int, table: StyleTable | None) -> dict[str, np.ndarray]:
-    """Fixed, unaugmented pairs for the sample grid: the validation split where every dataset has one."""
+    """Fixed, unaugmented pairs for the sample grid: held-out images (eval_content / eval_style, else the 'val'
+    splits) when the datasets have them, else training images. A table model knows only its training styles."""
     from arbstyle import data
 
-    splits = ("train",) if table is not None else ("val", "train")  # a table knows only its training styles
-    for split in splits:
+    if table is None:
         try:
-            pairs = data.fixed_pairs(data_cfg, count, split=split, seed=seed)
-            break
-        except ValueError:
-            if split == "train":
-                raise
-    return device_batch(pairs, table)
+            return device_batch(data.fixed_pairs(data_cfg, count, split="val", seed=seed), None)
+        except (ValueError, FileNotFoundError) as err:
+            log.warning("sample grid: no held-out pairs (%s); using training images, unaugmented", err)
+    cfg = data.resolve_config(data_cfg)
+    cfg.eval_content = cfg.eval_style = ""
+    return device_batch(data.fixed_pairs(cfg, count, split="train", seed=seed), table)
 
 
 # ---- the step -------------------------------------------------------------------------------------------------------
@@ -405,6 +411,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     elif config.init.model:
         model = _load_init_model(config.init.model)
         model_cfg = dict(model.config)
+        if model_cfg != _model_config(config, table):
+            log.warning("init.model=%s: training its own architecture %s; config.model is ignored",
+                        config.init.model, model_cfg)
     else:
         model_cfg = _model_config(config, table)
         model = build_model(model_cfg, seed=config.seed)
