@@ -17,11 +17,16 @@ divisions and square roots whose XLA lowering is not correctly rounded.
 """
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-SGEMM_STRIDE_K = 128  # MLAS_SGEMM_STRIDEK: the K block after which a SGEMM accumulator restarts
+SGEMM_STRIDE_N = SGEMM_STRIDE_K = 128  # MLAS_SGEMM_STRIDEN/K: panel sizes; a K panel restarts the accumulator
+SGEMM_THREAD_COMPLEXITY = 64 * 1024  # MLAS_SGEMM_THREAD_COMPLEXITY: multiply-adds per thread worth starting
+MAXIMUM_THREADS = 16  # MLAS_MAXIMUM_THREAD_COUNT
+THREAD_ALIGN_N = 16  # MLAS_SGEMM_STRIDEN_THREAD_ALIGN
 
 
 def _x64():
@@ -54,10 +59,65 @@ def _fma32(a, b, c):
         return (a.astype(jnp.float64) * b.astype(jnp.float64) + c.astype(jnp.float64)).astype(jnp.float32)
 
 
-def sgemm_conv(x, kernel, bias, stride: int = 1):
+def onnxruntime_threads() -> int:
+    """onnxruntime's default intra-op thread count: the physical cores (from /proc/cpuinfo where it exists)."""
+    try:
+        cores, physical = set(), None
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() == "physical id":
+                physical = value.strip()
+            elif key.strip() == "core id":
+                cores.add((physical, value.strip()))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    return os.cpu_count() or 1
+
+
+def _threads(work: float, max_threads: int) -> int:
+    return min(int(work / SGEMM_THREAD_COMPLEXITY) + 1 if work < SGEMM_THREAD_COMPLEXITY * MAXIMUM_THREADS
+               else MAXIMUM_THREADS, max_threads)
+
+
+def _align(n: int) -> int:
+    return (n + THREAD_ALIGN_N - 1) // THREAD_ALIGN_N * THREAD_ALIGN_N
+
+
+def _stride_k(columns: int, k: int) -> int:
+    """MlasSgemmOperation / MlasConvOperation: a narrow slice of columns gets a deeper K panel."""
+    stride_n, stride_k = SGEMM_STRIDE_N, SGEMM_STRIDE_K
+    if columns < k:
+        while stride_n > 16 and stride_n // 2 >= columns:
+            stride_n, stride_k = stride_n // 2, stride_k * 2
+    return stride_k  # (when columns >= k it can only shrink to a K that fits in one panel anyway)
+
+
+def conv_k_panel(filters: int, columns: int, k: int, pointwise: bool, max_threads: int) -> int:
+    """The K panel MLAS uses for a float Conv with `filters` outputs over `columns` output pixels.
+
+    A pointwise conv runs as one threaded SGEMM (split along the larger of filters and columns), any other as
+    im2col over column segments (MlasConvPrepare's ThreadStrideN). Segments of unequal width could get different
+    panels; for the networks here every segment gets the same one.
+    """
+    threads = _threads(float(filters) * columns * k, max_threads)
+    if pointwise or filters > columns:
+        segment = _align(-(-columns // threads)) if threads > 1 and columns > filters else columns
+    else:
+        segment = -(-columns // threads)
+        if threads > 1:
+            segment = _align(segment)
+    segment = min(segment, columns)
+    return _stride_k(segment, k)
+
+
+def sgemm_conv(x, kernel, bias, stride: int = 1, *, pointwise: bool = False, max_threads: int = 1):
     """A VALID convolution (x already padded, NHWC float32) computed in MLAS SGEMM's order.
 
-    kernel: (kh, kw, C, O); bias: (O,) or None. Returns (B, Ho, Wo, O) float32.
+    kernel: (kh, kw, C, O); bias: (O,) or None. `pointwise`: the file's conv is 1x1, stride 1, unpadded (MLAS
+    runs it as a direct GEMM); `max_threads`: onnxruntime's intra-op thread count, which sets the K panels of
+    narrow GEMMs. Returns (B, Ho, Wo, O) float32.
     """
     kh, kw, channels, out = kernel.shape
     b, h, w, _ = x.shape
@@ -73,9 +133,10 @@ def sgemm_conv(x, kernel, bias, stride: int = 1):
         weights = lax.dynamic_slice(kernel, (i, j, c, 0), (1, 1, 1, out)).reshape(out)
         return _fma32(window, weights, acc)
 
+    panel = conv_k_panel(out, ho * wo, taps, pointwise, max_threads)
     total = None
-    for start in range(0, taps, SGEMM_STRIDE_K):
-        stop = min(start + SGEMM_STRIDE_K, taps)
+    for start in range(0, taps, panel):
+        stop = min(start + panel, taps)
         block = lax.fori_loop(start, stop, tap, jnp.zeros((b, ho, wo, out), jnp.float32))
         total = block if total is None else total + block
     return total if bias is None else total + bias.astype(jnp.float32)
@@ -130,3 +191,19 @@ def qlinear_add(a_levels, b_levels, ratio_a, ratio_b, fixed, level_range=(0.0, 2
     `fixed`). onnxruntime runs it on uint8 levels here, hence the default range."""
     value = _fma32(a_levels, ratio_a, _fma32(b_levels, ratio_b, fixed))
     return jnp.clip(jnp.round(value), *level_range)
+
+
+def global_average_pool(x):
+    """onnxruntime's float GlobalAveragePool of (B, H, W, C): per channel, the pixels in row-major order are
+    summed in four interleaved float32 lanes (pixel i into lane i % 4), the lanes reduced as (l0 + l2) + (l1 + l3),
+    then divided by H * W. (Pixels beyond a multiple of four, if any, are added last, in order.)"""
+    b, h, w, c = x.shape
+    count = h * w
+    flat = x.reshape(b, count, c)
+    rows = count // 4
+    lanes = flat[:, :rows * 4].reshape(b, rows, 4, c)
+    acc = lax.fori_loop(0, rows, lambda i, acc: acc + lanes[:, i], jnp.zeros((b, 4, c), jnp.float32))
+    total = (acc[:, 0] + acc[:, 2]) + (acc[:, 1] + acc[:, 3])
+    for i in range(rows * 4, count):
+        total = total + flat[:, i]
+    return divide(total, jnp.float32(count))

@@ -54,8 +54,25 @@ class ConvAct(nnx.Module):
         self.conv_q = qdq.ConvQuantization(out_ch) if quantized and integer else None
 
     def __call__(self, x):
-        y = self.conv(x)
+        if self.conv.feature_group_count > 1:
+            y = self._depthwise(x)
+        else:
+            y = self.conv(x)
         return relu6(y) if self.activation else y
+
+    def _depthwise(self, x):
+        """The depthwise conv as kernel-size^2 shifted multiply-adds, which XLA fuses into one loop: its grouped
+        convolution is 25-1000x slower on CPU at these shapes (benchmarks/peer_latency_bench.py)."""
+        k, s = self.kernel_size, self.stride
+        pads = [_same_pads(size, k, s) for size in x.shape[1:3]]
+        x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
+        ho, wo = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+        kernel = self.conv.kernel[...][:, :, 0, :]
+        y = self.conv.bias[...]
+        for i in range(k):
+            for j in range(k):
+                y = y + x[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s, :] * kernel[i, j]
+        return y
 
     def quantized(self, x, q_in):
         """Exact mode: x is quantized with q_in; returns the output quantized with `out_q`, and `out_q`."""

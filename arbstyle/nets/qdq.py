@@ -39,6 +39,8 @@ ORT_INTEGER_CONVS = {
 }
 # CIN layers whose mean x scale product onnxruntime leaves as a float Mul (all others: QLinearMul)
 ORT_FLOAT_MEAN_SCALE = {"residual2/conv1"}
+# onnxruntime's intra-op threads: they decide how MLAS slices narrow GEMMs, hence their K panels
+ORT_THREADS = mlas.onnxruntime_threads()
 
 
 class Quantization(nnx.Variable):
@@ -114,11 +116,20 @@ def integer_conv(x, q_in, conv: nnx.Conv, cq: ConvQuantization, q_out, *, bias=N
 
 def float_conv(x, conv: nnx.Conv, *, bias=None, pads=((0, 0), (0, 0))):
     """onnxruntime's float Conv (x already quantized, zero padding `pads`) in SGEMM order, plus the bias."""
-    if any(p for pair in pads for p in pair):
+    padded = any(p for pair in pads for p in pair)
+    if padded:
         x = jnp.pad(x, ((0, 0), *pads, (0, 0)))
     stride = conv.strides if isinstance(conv.strides, int) else conv.strides[0]
     bias = (conv.bias[...] if conv.bias is not None else None) if bias is None else bias
-    return mlas.sgemm_conv(x, conv.kernel[...], bias, stride)
+    kernel = conv.kernel[...]
+    pointwise = kernel.shape[:2] == (1, 1) and stride == 1 and not padded
+    return mlas.sgemm_conv(x, kernel, bias, stride, pointwise=pointwise, max_threads=ORT_THREADS)
+
+
+def dense(x, kernel, bias):
+    """A 1x1 float Conv of the file applied to (B, D) vectors (its spatial size is 1x1)."""
+    return mlas.sgemm_conv(x[:, None, None, :], kernel[None, None], bias, pointwise=True,
+                           max_threads=ORT_THREADS)[:, 0, 0, :]
 
 
 def _reflect(x, pad: int):
@@ -232,10 +243,10 @@ class QDQStylePredictor(StylePredictor):
 
     def __call__(self, style):
         features = self.trunk(style * 2.0 - 1.0)
-        # onnxruntime keeps this mean in float: a plain float GlobalAveragePool between quantization points
-        pooled = fake_quant(jnp.mean(features, axis=(1, 2)), self.pooled_q)
-        kernel = self.bottleneck.kernel[...][None, None]
-        embedding = mlas.sgemm_conv(pooled[:, None, None, :], kernel, self.bottleneck.bias[...])[:, 0, 0, :]
+        # onnxruntime keeps this mean in float (a float GlobalAveragePool between quantization points); its
+        # summation order matters: a mean of 64 levels lands exactly on a rounding tie once in 64 channels
+        pooled = fake_quant(mlas.global_average_pool(features), self.pooled_q)
+        embedding = dense(pooled, self.bottleneck.kernel[...], self.bottleneck.bias[...])
         return fake_quant(embedding, self.embedding_q)
 
 
@@ -249,10 +260,10 @@ class QDQCINHeads(CINHeads):
         self.beta_q = nnx.List([Quantization.point() for _ in self.heads])
 
     def __call__(self, embedding) -> dict:
-        e = fake_quant(embedding, self.input_q)[:, None, None, :]
+        e = fake_quant(embedding, self.input_q)
 
         def linear(layer):  # a 1x1 float Conv in the file
-            return mlas.sgemm_conv(e, layer.kernel[...][None, None], layer.bias[...])[:, 0, 0, :]
+            return dense(e, layer.kernel[...], layer.bias[...])
 
         return {name: (fake_quant(linear(head.gamma), gq), fake_quant(linear(head.beta), bq))
                 for name, head, gq, bq in zip(self.names, self.heads, self.gamma_q, self.beta_q)}
