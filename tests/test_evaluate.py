@@ -143,6 +143,15 @@ def test_bad_arguments_are_one_line_errors(folders, tmp_path, capsys, problem):
     assert not (tmp_path / "out").exists()
 
 
+def test_gatys_model_runs_the_optimizer_at_the_content_size():
+    model = ev.open_model("gatys", gatys_steps=3)
+    assert model.name == "gatys-3" and ev.open_model("gatys").name == "gatys"
+    content = resize_to(to_float32(skimage.data.chelsea()), (32, 32))
+    out = model.stylize(content, to_float32(skimage.data.immunohistochemistry()))
+    assert out.shape == content.shape and out.min() >= 0 and out.max() <= 1
+    assert np.abs(out - content).mean() > 1e-3  # three L-BFGS steps moved the pixels
+
+
 def test_markdown_table_marks_missing_fid():
     row = {"model": "m", "pairs": 1, "content_loss": 1.5, "content_loss_std": 0.0, "style_loss": 2.0,
            "style_loss_std": 0.0, "lpips": 0.25, "lpips_std": 0.0, "fid": float("nan"), "artfid": float("nan"),
