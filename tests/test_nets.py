@@ -99,3 +99,16 @@ def test_table_model_starts_at_identity_and_mixes():
     assert mixed["expand/conv3"][0].shape == (1, 3)
     with pytest.raises(TypeError):
         model.embed(jnp.zeros((1, 8, 8, 3)))
+
+
+def test_forward_can_stop_and_resume_at_every_stage():
+    model = build_model(predictor="table", num_styles=1, alpha=0.25)
+    model.eval()
+    t = model.transformer
+    x = jax.random.uniform(jax.random.key(3), (1, 36, 28, 3))
+    style = model.table(jnp.array([0]))
+    full = t(x, style)
+    for stage in t.STAGES[1:]:
+        entering = t(x, style, stop_at=stage)
+        resumed = t(entering, style, start_at=stage)
+        np.testing.assert_allclose(np.asarray(resumed[:, :36, :28]), np.asarray(full), atol=1e-6)

@@ -52,11 +52,21 @@ class Transformer(nnx.Module):
         self.expand_conv3 = ReflectConv(c1, 3, 9, rngs=rngs, dtype=dtype)
         self.cin_layers: list[tuple[str, int]] = list(zip(cin_layer_names(), [c3] * (2 * NUM_RESIDUAL) + [c2, c1, 3]))
 
-    def __call__(self, x, style: dict, *, stats: dict | None = None, stop_at: str | None = None):
-        h, w = x.shape[1:3]
-        pad_h, pad_w = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
-        if pad_h or pad_w:
-            x = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+    # Block boundaries at which a forward pass can stop (returning the activation entering the block) or resume.
+    STAGES = ("contract", *(f"residual{i}" for i in range(1, NUM_RESIDUAL + 1)), "expand1", "expand2", "expand3")
+
+    def __call__(self, x, style: dict, *, stats: dict | None = None, stop_at: str | None = None,
+                 start_at: str | None = None):
+        """`stop_at`: a CIN layer name (returns that layer's input to its norm) or a stage of STAGES (returns the
+        activation entering it). `start_at`: a stage; `x` is then that stage's input activation, and the output
+        is not cropped (the caller knows the geometry). Tiled inference caches the residual stream this way
+        instead of recomputing the full-resolution layers for every layer's statistics.
+        """
+        if start_at is None:
+            h, w = x.shape[1:3]
+            pad_h, pad_w = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
+            if pad_h or pad_w:
+                x = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
 
         class _Stop(Exception):
             pass
@@ -68,16 +78,28 @@ class Transformer(nnx.Module):
             gamma, beta = style[name]
             return conditional_instance_norm(y, gamma, beta, mean, var)
 
-        try:
-            y = jax.nn.relu(self.contract_bn1(self.contract_conv1(x)))
+        def contract(y):
+            y = jax.nn.relu(self.contract_bn1(self.contract_conv1(y)))
             y = jax.nn.relu(self.contract_bn2(self.contract_conv2(y)))
-            y = jax.nn.relu(self.contract_bn3(self.contract_conv3(y)))
-            for i, block in enumerate(self.residual, start=1):
-                r = jax.nn.relu(norm(f"residual{i}/conv1", block.conv1(y)))
-                y = y + norm(f"residual{i}/conv2", block.conv2(r))
-            y = jax.nn.relu(norm("expand/conv1", self.expand_conv1(upsample_nearest(y))))
-            y = jax.nn.relu(norm("expand/conv2", self.expand_conv2(upsample_nearest(y))))
-            y = jax.nn.sigmoid(norm("expand/conv3", self.expand_conv3(y)).astype(jnp.float32))
+            return jax.nn.relu(self.contract_bn3(self.contract_conv3(y)))
+
+        def residual(i, y):
+            block = self.residual[i - 1]
+            r = jax.nn.relu(norm(f"residual{i}/conv1", block.conv1(y)))
+            return y + norm(f"residual{i}/conv2", block.conv2(r))
+
+        stages = {"contract": contract,
+                  **{f"residual{i}": (lambda y, i=i: residual(i, y)) for i in range(1, NUM_RESIDUAL + 1)},
+                  "expand1": lambda y: jax.nn.relu(norm("expand/conv1", self.expand_conv1(upsample_nearest(y)))),
+                  "expand2": lambda y: jax.nn.relu(norm("expand/conv2", self.expand_conv2(upsample_nearest(y)))),
+                  "expand3": lambda y: jax.nn.sigmoid(norm("expand/conv3", self.expand_conv3(y)).astype(jnp.float32))}
+        names = list(self.STAGES)
+        y = x
+        try:
+            for name in names[names.index(start_at) if start_at else 0:]:
+                if name == stop_at:
+                    raise _Stop(y)
+                y = stages[name](y)
         except _Stop as stop:
             return stop.args[0]
-        return y[:, :h, :w, :]
+        return y if start_at else y[:, :h, :w, :]
