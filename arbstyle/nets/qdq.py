@@ -213,8 +213,9 @@ class QDQTransformer(Transformer):
             y = upsample_nearest(y)
         return self._cin(name, float_conv(_reflect(y, conv.pad), conv.conv), style, relu)
 
-    def __call__(self, x, style: dict, *, stats: dict | None = None, stop_at: str | None = None):
-        if stats or stop_at:
+    def __call__(self, x, style: dict, *, stats: dict | None = None, stop_at: str | None = None,
+                 start_at: str | None = None):
+        if stats or stop_at or start_at:
             raise NotImplementedError("exact (quantized) mode has no tiled inference; use float activations")
         h, w = x.shape[1:3]
         pad_h, pad_w = -h % SIZE_MULTIPLE, -w % SIZE_MULTIPLE
