@@ -2,8 +2,8 @@
 
 A Stylizer wraps one arbitrary-style model (style predictor + CIN heads + transformer) with jitted functions that
 are compiled once per shape and reused: content sizes are rounded up to a small ladder of buckets (reflect-padded,
-cropped back) so that a folder of mixed sizes compiles a handful of times; images above `tile_above` pixels go
-through the exact tiled forward of `arbstyle.tiling`, in bounded memory.
+cropped back) so that a folder of mixed sizes compiles a handful of times; contents whose untiled forward would
+not fit the memory budget go through the exact tiled forward of `arbstyle.tiling`, in bounded memory.
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ DEFAULT_MODEL = "magenta-mobile"
 ACTIVATIONS = ("float", "exact")
 DEFAULT_ACTIVATIONS = "float"
 STYLE_SIZE = 256  # the predictor was trained on 256 px styles
-TILE_ABOVE = 2048 * 2048  # pixels; larger contents go through the exact tiled forward
-BATCH_PIXELS = 8 * 1024 * 1024  # content pixels per transformer call (batch x height x width)
+# Untiled forwards (batch x pixels) may use this share of physical memory; beyond it, exact tiling.
+MEMORY_FRACTION = 0.4
+MAX_BATCH = 8  # larger batches of one content gain nothing on a CPU
 STEPS_PER_OCTAVE = 8  # size buckets: padding is at most 1/8 of a side
 
 
@@ -35,6 +36,24 @@ def _pretrained_config(name: str) -> dict:
     from arbstyle import pretrained
 
     return dict(pretrained.model_config(name) or {})
+
+
+def untiled_bytes_per_pixel(alpha: float) -> int:
+    """Peak memory of an untiled forward per content pixel, an upper estimate.
+
+    Measured with `magenta-mobile` (alpha 0.25: 8 channels at full resolution): 3.3 GB peak RSS for a 4096^2
+    content, about 170 bytes per pixel over the loaded process (benchmarks/results/stylize_tiling.md). XLA keeps
+    about five full-resolution maps alive, so this takes six maps of the full-resolution width (32 * alpha
+    float32 channels) plus the input and output images.
+    """
+    return int(6 * 4 * max(3, round(32 * alpha)) + 48)
+
+
+def physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
 
 
 def bucket_side(side: int) -> int:
@@ -86,12 +105,15 @@ class Stylizer:
 
     precision: "fp32" or "bf16" for the transformer (the predictor runs in fp32: it runs once per style).
     style_size: side the style image is resized (short side) and centre-cropped to before embedding.
-    tile / tile_above: tile interior side, and the content pixel count above which tiling is used.
+    tile: largest tile interior side for tiled inference.
+    memory_budget: bytes an untiled forward may use (default: 40% of physical memory); contents whose untiled
+    forward would need more are tiled, and batches of styles are split to stay under it.
+    tile_above: instead of the memory estimate, tile every content above this many pixels (0: always tile).
     bucket: round content sizes up to the bucket ladder (fewer compilations; output cropped back to size).
     """
 
     def __init__(self, model, *, precision: str = "fp32", style_size: int = STYLE_SIZE, tile: int = DEFAULT_TILE,
-                 tile_above: int = TILE_ABOVE, bucket: bool = True, batch_pixels: int = BATCH_PIXELS,
+                 memory_budget: int | None = None, tile_above: int | None = None, bucket: bool = True,
                  name: str | None = None):
         if not getattr(model, "arbitrary", False):
             raise TypeError("Stylizer needs an arbitrary-style model (with a style predictor)")
@@ -102,9 +124,11 @@ class Stylizer:
         self.name = name
         self.style_size = int(style_size)
         self.tile = int(tile)
-        self.tile_above = int(tile_above)
         self.bucket = bucket
-        self.batch_pixels = int(batch_pixels)
+        self.memory_budget = int(memory_budget or MEMORY_FRACTION * physical_memory())
+        self.bytes_per_pixel = untiled_bytes_per_pixel(model.transformer.alpha)
+        # contents above this many pixels are tiled
+        self.tile_above = int(tile_above if tile_above is not None else self.memory_budget // self.bytes_per_pixel)
         self.runner = TransformerRunner(model.transformer, precision=precision)
         self.precision = precision
         self._embed_traces = 0
@@ -261,7 +285,8 @@ class Stylizer:
             bh, bw = bucket_side(height), bucket_side(width)
             # reflect padding needs the pad to be smaller than the side; bucket_side keeps it under 1/8
             padded = np.pad(content, ((0, bh - height), (0, bw - width), (0, 0)), mode="reflect")
-        per_call = max(1, min(len(embeddings), self.batch_pixels // (padded.shape[0] * padded.shape[1])))
+        fits = self.memory_budget // (padded.shape[0] * padded.shape[1] * self.bytes_per_pixel)
+        per_call = max(1, min(len(embeddings), MAX_BATCH, fits))
         per_call = 1 << (per_call.bit_length() - 1)  # powers of two: few distinct batch shapes
         x = jnp.asarray(padded[None])
         outs = []

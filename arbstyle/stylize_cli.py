@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from arbstyle import images
 from arbstyle.cli import CLIError
 from arbstyle.stylize import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, STYLE_SIZE
+from arbstyle.tiling import DEFAULT_TILE
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -199,8 +200,9 @@ def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS), help="output format (default: png, or -o's extension)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     parser.add_argument("--tiling", choices=["auto", "on", "off"], default="auto",
-                        help="exact tiled inference: auto (above 2048x2048 pixels), on or off")
-    parser.add_argument("--tile-size", type=int, default=1024, help="tile side for tiled inference (default 1024)")
+                        help="exact tiled inference: auto (when an untiled pass would need over 40%% of RAM), on or off")
+    parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE,
+                        help=f"largest tile side for tiled inference (default {DEFAULT_TILE}; smaller uses less memory)")
     parser.add_argument("--no-bucket", action="store_true",
                         help="compile for each exact content size instead of padding to size buckets")
     parser.add_argument("--keep-going", action="store_true",
