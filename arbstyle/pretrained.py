@@ -223,11 +223,13 @@ def _record(name: str) -> dict:
     if not npz.exists():
         raise WeightsError(f"{npz}: missing; run `arbstyle weights fetch {name}`")
     if not sidecar.exists():
-        raise WeightsError(f"{sidecar}: missing (the record of {npz.name}); run `arbstyle weights fetch {name} --force`")
+        raise WeightsError(f"{sidecar}: missing (the record of {npz.name}); "
+                           f"run `arbstyle weights fetch {name} --force`")
     try:
         record = json.loads(sidecar.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise WeightsError(f"{sidecar}: not a valid record ({err}); run `arbstyle weights fetch {name} --force`") from None
+        raise WeightsError(f"{sidecar}: not a valid record ({err}); "
+                           f"run `arbstyle weights fetch {name} --force`") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT or record.get("name") != name:
         raise WeightsError(f"{sidecar}: not a record of {name} in format {FORMAT}; "
                            f"run `arbstyle weights fetch {name} --force`")

@@ -34,9 +34,15 @@ def load_pretrained(name: str, *, progress: bool = False, **config_overrides):
     if base is None:
         raise RegistryError(f"{name} is trunk weights, not a whole model; models: {', '.join(names())}")
     config = model_config(base, **config_overrides)
-    arrays = pretrained.load_arrays(name, progress=progress)
     model = nnx.eval_shape(lambda: build_model(config))
-    pretrained.fill_module(model, arrays, what=f"{name} weights")
+    try:
+        pretrained.fill_module(model, pretrained.load_arrays(name, progress=progress), what=f"{name} weights")
+    except pretrained.WeightsError as err:
+        if "no array for" not in str(err) and "has shape" not in str(err):
+            raise
+        # converted by an older arbstyle whose networks had other variables: convert the pinned source again
+        pretrained.fetch(name, force=True, progress=progress)
+        pretrained.fill_module(model, pretrained.load_arrays(name), what=f"{name} weights")
     model.eval()
     return model
 

@@ -112,7 +112,8 @@ def test_fill_module_names_a_missing_array(cache):
 
     trunk = nnx.eval_shape(lambda: MobileNetV2(rngs=nnx.Rngs(0)))
     arrays = pretrained.load_arrays("magenta-mobile")
-    trunk_arrays = {k.removeprefix("predictor/trunk/"): v for k, v in arrays.items() if k.startswith("predictor/trunk/")}
+    prefix = "predictor/trunk/"
+    trunk_arrays = {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
     pretrained.fill_module(trunk, trunk_arrays)  # the float trunk is a subset of the exact-mode file
     del trunk_arrays["Conv_1/conv/kernel"]
     with pytest.raises(WeightsError, match="no array for Conv_1/conv/kernel"):

@@ -1,4 +1,6 @@
 """`load_model`: pretrained names and training workdirs through one door, built by `build_model`."""
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
@@ -84,3 +86,20 @@ def test_mobilenet_fast_depthwise_is_the_grouped_convolution(stride, size):
     fast, reference = np.asarray(layer._depthwise(x)), np.asarray(layer.conv(x))
     assert fast.shape == reference.shape
     np.testing.assert_allclose(fast, reference, atol=1e-5)
+
+
+def test_a_cache_converted_for_other_networks_is_converted_again(tmp_path, monkeypatch):
+    """A verified cache written by an older arbstyle (a variable missing) is re-converted from the pinned source."""
+    from arbstyle import pretrained
+
+    monkeypatch.setenv("ARBSTYLE_HOME", str(tmp_path))
+    arrays = pretrained.load_arrays("magenta-mobile")
+    del arrays["predictor/bottleneck/bias"]
+    npz, sidecar = pretrained.paths("magenta-mobile")
+    np.savez(npz, **arrays)
+    record = json.loads(sidecar.read_text())
+    record.update(sha256=pretrained.sha256_file(npz), size=npz.stat().st_size)
+    sidecar.write_text(json.dumps(record))
+    model = load_model("magenta-mobile", quantize_activations=False)
+    assert model.predictor.bottleneck.bias.shape == (100,)
+    assert "predictor/bottleneck/bias" in pretrained.load_arrays("magenta-mobile")

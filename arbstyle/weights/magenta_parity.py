@@ -133,7 +133,8 @@ class FullWidth:
         self._ours = nnx.jit(lambda t, h, c, e: t(c, h(e)))
 
     def reference(self, content: np.ndarray, bottleneck: np.ndarray) -> np.ndarray:
-        return self.run(self.path, {"content_image": content, "Conv/BiasAdd": bottleneck.reshape(len(bottleneck), 1, 1, -1)})
+        feeds = {"content_image": content, "Conv/BiasAdd": bottleneck.reshape(len(bottleneck), 1, 1, -1)}
+        return self.run(self.path, feeds)
 
     def ours(self, content: np.ndarray, bottleneck: np.ndarray) -> np.ndarray:
         return np.asarray(self._ours(self.transformer, self.heads, content, bottleneck))

@@ -17,7 +17,8 @@ import numpy as np
 
 from arbstyle.nets.layers import BN_EPSILON
 
-INCEPTION_TRANSFER = "magenta_inception_transfer/lite-model_arbitrary-image-stylization-inceptionv3-dynamic-shapes_dr_transfer_1.tflite"
+INCEPTION_TRANSFER = ("magenta_inception_transfer/"
+                      "lite-model_arbitrary-image-stylization-inceptionv3-dynamic-shapes_dr_transfer_1.tflite")
 MOBILE_PREDICT = "magenta_mobile/style_predict_quantized_256.tflite"
 MOBILE_TRANSFER = "magenta_mobile/style_transfer_f16_384.tflite"
 
@@ -135,8 +136,7 @@ def load_transformer(transformer, heads, path: Path) -> None:
             graph.fail(f"no convolution {scope!r}")
         return convs[scope]
 
-    contract = [(transformer.contract_conv1, transformer.contract_bn1), (transformer.contract_conv2, transformer.contract_bn2),
-                (transformer.contract_conv3, transformer.contract_bn3)]
+    contract = [(getattr(transformer, f"contract_conv{k}"), getattr(transformer, f"contract_bn{k}")) for k in (1, 2, 3)]
     for k, (module, bn) in enumerate(contract, start=1):
         kernel, bias, _ = conv(f"transformer/contract/conv{k}")
         _set(graph, module.conv.kernel, kernel, f"contract/conv{k}")
