@@ -89,7 +89,7 @@ def manager(workdir: str | os.PathLike, *, max_to_keep: int | None = None, read_
 
 def pure(tree):
     """Every nnx.State inside `tree` (e.g. Optax's moments) -> a plain nested dict of arrays."""
-    return jax.tree.map(lambda s: s.to_pure_dict() if isinstance(s, nnx.State) else s, tree,
+    return jax.tree.map(lambda s: nnx.to_pure_dict(s) if isinstance(s, nnx.State) else s, tree,
                         is_leaf=lambda x: isinstance(x, nnx.State))
 
 
@@ -155,7 +155,7 @@ def restore_model_state(workdir: str | os.PathLike, model: nnx.Module, step: int
     step = _step(workdir, step)
     state = nnx.state(model)
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    target = abstract_like(state.to_pure_dict(), device)
+    target = abstract_like(nnx.to_pure_dict(state), device)
     nnx.replace_by_pure_dict(state, _restore_model_item(workdir, step, target))
     nnx.update(model, state)
     return step

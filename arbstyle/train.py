@@ -90,6 +90,21 @@ def use_bf16(model: nnx.Module) -> None:
             module.dtype = jnp.bfloat16
 
 
+def init_model(model_cfg: Mapping, seed: int) -> nnx.Module:
+    """build_model(model_cfg, seed), initialised by one jitted program compiled without XLA's backend optimisations.
+
+    Eagerly, every parameter shape compiles its own truncated-normal program: ~30 compiles, 12 s of CPU for the
+    smoke model on this machine, against 4.5 s for this single unoptimised program. The values equal the eager
+    ones to within 1 ulp (measured: max difference 6e-8), and are the same on every run and process.
+    """
+    from arbstyle.model import build_model
+
+    graphdef, _ = nnx.split(nnx.eval_shape(lambda: build_model(model_cfg, seed=seed)))
+    init = jax.jit(lambda: nnx.state(build_model(model_cfg, seed=seed)))
+    state = init.lower().compile(compiler_options={"xla_backend_optimization_level": 0})()
+    return nnx.merge(graphdef, state)
+
+
 def check_freeze(model: nnx.Module, freeze: tuple[str, ...]) -> None:
     paths = [_path_text(p) for p, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))]
     for prefix in freeze:
@@ -266,7 +281,7 @@ def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Call
 
         (total, breakdown), grads = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, keep), has_aux=True)(model)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(total) & jnp.isfinite(grad_norm)
         new = dict(state, params=optax.apply_updates(state["params"], updates), opt_state=opt_state,
                    batch_stats=nnx.state(model, nnx.BatchStat), step=state["step"] + 1,
@@ -416,7 +431,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
                         config.init.model, model_cfg)
     else:
         model_cfg = _model_config(config, table)
-        model = build_model(model_cfg, seed=config.seed)
+        model = init_model(model_cfg, config.seed)
     if config.init.trunk and not resuming:
         _load_trunk(model, config.init.trunk)
     check_freeze(model, freeze)
@@ -443,7 +458,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
         abstract = dict(fresh, opt_state=jax.eval_shape(tx.init, params))
         restored = mngr.restore(start, args=ocp.args.Composite(**{
             checkpoints.MODEL_ITEM: ocp.args.StandardRestore(checkpoints.abstract_like(
-                nnx.merge_state(params, frozen, batch_stats, other).to_pure_dict(), repl)),
+                nnx.to_pure_dict(nnx.merge_state(params, frozen, batch_stats, other)), repl)),
             checkpoints.TRAIN_ITEM: ocp.args.StandardRestore(checkpoints.abstract_like(
                 checkpoints.pure({k: abstract[k] for k in ("opt_state", "step", "rng")}), repl)),
             checkpoints.DATA_ITEM: grain.checkpoint.CheckpointRestore(iterator),
@@ -481,7 +496,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
         nonlocal last_checkpoint
         full = nnx.merge_state(state["params"], state["frozen"], state["batch_stats"], state["other"])
         mngr.save(step, force=force, args=ocp.args.Composite(**{
-            checkpoints.MODEL_ITEM: ocp.args.StandardSave(full.to_pure_dict()),
+            checkpoints.MODEL_ITEM: ocp.args.StandardSave(nnx.to_pure_dict(full)),
             checkpoints.TRAIN_ITEM: ocp.args.StandardSave(checkpoints.pure(
                 {k: state[k] for k in ("opt_state", "step", "rng")})),
             checkpoints.DATA_ITEM: grain.checkpoint.CheckpointSave(iterator),

@@ -30,10 +30,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.optimizer.learning_rate = 1e-3  # far above the paper's 1e-5: a few steps must visibly lower the loss
     c.train.batch_size = 2
-    c.train.steps = 30
+    c.train.steps = 12
     c.train.log_every = 1
-    c.train.checkpoint_every = 10
+    c.train.checkpoint_every = 6
     c.train.keep_checkpoints = 2
-    c.train.sample_every = 10
+    c.train.sample_every = 6
     c.train.num_samples = 2
     return c
