@@ -18,7 +18,7 @@ from PIL import Image
 
 from arbstyle import images
 from arbstyle.nets.transformer import SIZE_MULTIPLE
-from arbstyle.tiling import DEFAULT_TILE, HALO, TransformerRunner
+from arbstyle.tiling import DEFAULT_TILE, TransformerRunner
 
 DEFAULT_MODEL = "magenta-mobile"
 # Imported int8 models run with float activations by default: ~10x faster than replaying the int8 graph exactly
@@ -230,14 +230,15 @@ class Stylizer:
         return arr
 
     def stylize(self, content, style, *, strength: float = 1.0, preserve_color: bool = False,
-                content_size: int | None = None, max_size: int | None = None, tile: bool | None = None,
-                progress: bool = False):
+                content_size: int | None = None, max_size: int | None = None, work_size: int | None = None,
+                tile: bool | None = None, progress: bool = False):
         """Stylize one content image with one style or a list of styles.
 
         content: path, PIL image or array (uint8, or float in [0, 1]). style: path, PIL image, image array, a
         (D,) embedding, or a list of those (one batched call; returns a list). strength in [0, 1] interpolates
         from the content's own embedding (0) to the style's (1). Returns a PIL image for a PIL content, else a
-        float32 HxWx3 array in [0, 1]. tile: None decides by size, True/False forces it.
+        float32 HxWx3 array in [0, 1]. work_size: run the network with the longer side at most this and upscale
+        the result (faster, softer). tile: None decides by memory, True/False forces it.
         """
         many = isinstance(style, (list, tuple))
         styles = list(style) if many else [style]
@@ -246,7 +247,7 @@ class Stylizer:
         arr = self.prepare_content(content, content_size=content_size, max_size=max_size)
         embeddings = np.stack([self._embedding_of(s) for s in styles])
         embeddings = self.apply_strength(embeddings, arr, strength)
-        outs = self.stylize_arrays(arr, embeddings, tile=tile, progress=progress)
+        outs = self.render(arr, embeddings, work_size=work_size, tile=tile, progress=progress)
         if preserve_color:
             outs = [preserve_colors(out, arr) for out in outs]
         if isinstance(content, Image.Image):
@@ -261,6 +262,16 @@ class Stylizer:
             return embeddings
         own = self.embed(content)
         return (float(strength) * embeddings + (1.0 - float(strength)) * own[None]).astype(np.float32)
+
+    def render(self, content: np.ndarray, embeddings: np.ndarray, *, work_size: int | None = None,
+               tile: bool | None = None, progress: bool = False) -> list[np.ndarray]:
+        """`stylize_arrays` at a reduced working size when `work_size` is below the content's longer side, with
+        the results upscaled (Lanczos) to the content's size."""
+        if not work_size or max(content.shape[:2]) <= work_size:
+            return self.stylize_arrays(content, embeddings, tile=tile, progress=progress)
+        small = images.resize_long(content, work_size)
+        outs = self.stylize_arrays(small, embeddings, tile=tile, progress=progress)
+        return [images.resize_to(out, content.shape[:2]) for out in outs]
 
     def stylize_arrays(self, content: np.ndarray, embeddings: np.ndarray, *, tile: bool | None = None,
                        progress: bool = False) -> list[np.ndarray]:
@@ -277,7 +288,7 @@ class Stylizer:
             outs = []
             for emb in embeddings:  # one at a time: tiling is for when memory is the limit
                 style = self._heads(self._heads_state, jnp.asarray(emb[None]))
-                outs.append(self.runner.tiled(content[None], style, tile=self.tile, halo=HALO,
+                outs.append(self.runner.tiled(content[None], style, tile=self.tile,
                                               progress=progress)[0])
             return outs
         padded = content

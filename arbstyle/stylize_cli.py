@@ -193,6 +193,9 @@ def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
                         help="0..1: interpolate from the content's own style (0) to the style (1); default 1")
     parser.add_argument("--content-size", type=int, help="resize the content's shorter side to this (default: own size)")
     parser.add_argument("--max-size", type=int, help="downscale the content so its longer side is at most this")
+    parser.add_argument("--work-size", type=int,
+                        help="run the network with the longer side at most this and upscale the result: faster, "
+                             "softer (default: full resolution)")
     parser.add_argument("--style-size", type=int, default=STYLE_SIZE,
                         help=f"style images are resized and centre-cropped to this square (default {STYLE_SIZE})")
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours (luminance transfer)")
@@ -220,7 +223,7 @@ def _model_arguments(parser) -> None:
 def _check_numbers(args) -> None:
     if not 0.0 <= args.strength <= 1.0:
         raise CLIError(f"--strength must be between 0 and 1, got {args.strength}")
-    for flag in ("content_size", "max_size", "style_size", "tile_size"):
+    for flag in ("content_size", "max_size", "work_size", "style_size", "tile_size"):
         value = getattr(args, flag, None)
         if value is not None and value < images.MIN_SIDE:
             raise CLIError(f"--{flag.replace('_', '-')} must be at least {images.MIN_SIDE}, got {value}")
@@ -332,7 +335,7 @@ def run_stylize(args) -> int:
             vectors = np.stack([mixed if s.source == MIX else by_name[s.name] for s in job.styles])
             vectors = stylizer.apply_strength(vectors, content, args.strength)
             try:
-                outs = stylizer.stylize_arrays(content, vectors, tile=tiling)
+                outs = stylizer.render(content, vectors, work_size=args.work_size, tile=tiling)
             except ValueError as err:  # e.g. a size that needs tiling with exact activations
                 raise CLIError(f"{job.content}: {err}") from None
             for out, path in zip(outs, job.outputs):

