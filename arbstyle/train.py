@@ -124,7 +124,9 @@ def _load_init_model(name: str):
             from arbstyle.registry import load_model
         except ModuleNotFoundError as err:
             raise CLIError(f"init.model={name!r}: arbstyle.registry is not available ({err})") from None
-        source = load_model(name)
+        # Training needs float activations; an imported int8 emulation shares the same parameters.
+        source = load_model(name, quantize_activations=False) if "quantize_activations" in source_keys() \
+            else load_model(name)
     config = dict(source.config)
     if config.get("quantize_activations"):
         # Training needs float activations; the imported int8 emulation shares the same parameters by name.
@@ -140,6 +142,12 @@ def _load_init_model(name: str):
         nnx.update(model, nnx.from_flat_state(flat))
         return model
     return source
+
+
+def source_keys() -> set:
+    from arbstyle.model import DEFAULT_CONFIG
+
+    return set(DEFAULT_CONFIG)
 
 
 def _load_trunk(model, name: str) -> None:
@@ -258,6 +266,19 @@ def loss_config(cfg: ml_collections.ConfigDict):
                           pooling=cfg.pooling)
     except ValueError as err:
         raise CLIError(f"loss config: {err}") from None
+
+
+def split_for_training(model: nnx.Module, freeze: tuple[str, ...] = ()):
+    """(train graphdef, inference graphdef, trainable filter, filters, {'params', 'frozen', 'batch_stats', 'other'}):
+    the model as the pure state the jitted step takes (`other`: any further variable kinds, carried unchanged)."""
+    keep = trainable_filter(freeze)
+    filters = (keep, nnx.Param, nnx.BatchStat, ...)
+    set_mode(model, False)
+    eval_graphdef = nnx.split(model, *filters)[0]
+    set_mode(model, True, freeze)
+    graphdef, params, frozen, batch_stats, other = nnx.split(model, *filters)
+    pieces = {"params": params, "frozen": frozen, "batch_stats": batch_stats, "other": other}
+    return graphdef, eval_graphdef, keep, filters, pieces
 
 
 def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Callable, arbitrary: bool):
@@ -438,16 +459,11 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     if tc.bf16:
         use_bf16(model)
 
-    keep = trainable_filter(freeze)
-    filters = (keep, nnx.Param, nnx.BatchStat, ...)
-    set_mode(model, False)
-    eval_graphdef = nnx.split(model, *filters)[0]
-    set_mode(model, True, freeze)
-    graphdef, params, frozen, batch_stats, other = nnx.split(model, *filters)
+    graphdef, eval_graphdef, keep, filters, pieces = split_for_training(model, freeze)
+    params, frozen, batch_stats, other = (pieces[k] for k in ("params", "frozen", "batch_stats", "other"))
     del model
     tx, schedule = make_optimizer(config.optimizer, tc.steps)
-    fresh = {"params": params, "frozen": frozen, "batch_stats": batch_stats, "other": other,
-             "step": jnp.zeros((), jnp.int32), "rng": jax.random.PRNGKey(config.seed)}
+    fresh = dict(pieces, step=jnp.zeros((), jnp.int32), rng=jax.random.PRNGKey(config.seed))
 
     mngr = checkpoints.manager(workdir, max_to_keep=tc.keep_checkpoints)
     repl = parallel.replicated(mesh)
