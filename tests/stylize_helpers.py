@@ -2,8 +2,8 @@
 
 Real architecture (the lead's build_model), small: the transformer at Magenta's mobile width (alpha 0.25) and an
 Inception stem (to MaxPool_5a) as the predictor trunk. Random init gives near-constant embeddings, so the
-bottleneck is scaled up to make different styles give visibly different outputs (otherwise option tests could
-pass vacuously).
+bottleneck's init is 10x larger, so that different styles give visibly different outputs (otherwise option
+tests could pass vacuously).
 """
 from __future__ import annotations
 
@@ -16,11 +16,28 @@ TEST_STYLE_SIZE = 80  # smallest convenient size for the Inception stem's VALID 
 
 @functools.lru_cache(maxsize=1)
 def tiny_model():
+    """Built abstractly, then filled with numpy (LeCun-normal kernels, zero biases, unit scales and variances):
+    running JAX's initialisers compiles one program per parameter shape, 10-50 s on the shared machine."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
     from arbstyle.model import build_model
 
-    model = build_model(predictor="inception", alpha=0.25, trunk={"final_endpoint": "MaxPool_5a_3x3"}, seed=0)
-    kernel = model.predictor.bottleneck.kernel
-    kernel[...] = kernel[...] * 10.0
+    abstract = nnx.eval_shape(
+        lambda: build_model(predictor="inception", alpha=0.25, trunk={"final_endpoint": "MaxPool_5a_3x3"}))
+    graphdef, state = nnx.split(abstract)
+    rng = np.random.default_rng(0)
+
+    def fill(path, leaf):
+        name = getattr(path[-2], "key", None)  # the variable's attribute name; path[-1] is `.value`
+        if len(leaf.shape) >= 2:
+            fan_in = int(np.prod(leaf.shape[:-1]))
+            gain = 10.0 if name == "kernel" and "bottleneck" in jax.tree_util.keystr(path) else 1.0
+            return jnp.asarray(gain * rng.standard_normal(leaf.shape) / np.sqrt(fan_in), leaf.dtype)
+        return (jnp.ones if name in ("var", "scale") else jnp.zeros)(leaf.shape, leaf.dtype)
+
+    model = nnx.merge(graphdef, jax.tree_util.tree_map_with_path(fill, state))
     model.eval()
     return model
 

@@ -164,17 +164,6 @@ def test_size_bucketing_limits_compilations(styles):
     assert 0 < worst < 0.08, worst
 
 
-def test_tiling_through_the_api(styles):
-    stylizer = tiny_stylizer(tile=64, tile_above=0)  # every content tiled
-    content = photo(150, 170, seed=9)
-    emb = stylizer.embed(styles[1])
-    tiled = stylizer.stylize(content, emb)
-    assert tiled.shape == (150, 170, 3)
-    # tiles are never bucketed, so they equal the unbucketed untiled forward
-    exact = tiny_stylizer(bucket=False).stylize(content, emb)
-    assert np.abs(tiled - exact).mean() < 1e-4
-
-
 def test_bf16_precision_close_to_fp32(styles):
     fp32, bf16 = tiny_stylizer(), tiny_stylizer(precision="bf16")
     content = photo(40, 56, seed=10)
@@ -186,10 +175,13 @@ def test_bf16_precision_close_to_fp32(styles):
 
 
 def test_table_model_refused():
+    from flax import nnx
+
     from arbstyle.model import build_model
 
+    table = nnx.eval_shape(lambda: build_model(predictor="table", alpha=0.25, num_styles=2))  # no weights needed
     with pytest.raises(TypeError, match="arbitrary"):
-        Stylizer(build_model(predictor="table", alpha=0.25, num_styles=2))
+        Stylizer(table)
 
 
 def test_load_uses_registry():

@@ -74,13 +74,12 @@ def test_tiled_equals_untiled_and_compiles_once_per_pass():
     assert np.abs(naive - whole[:, :228, :212]).mean() > 0.005
 
 
-@pytest.mark.parametrize("halos", [(0, 4), (16, 0)])
-def test_halos_too_small_are_detected(halos):
-    """Each stage's halo must cover its receptive field: without it, tiles disagree near their edges."""
+def test_halo_too_small_is_detected():
+    """The halos must cover each stage's receptive field: without them, tiles disagree near their edges."""
     model = tiny_model()
     runner = TransformerRunner(model.transformer)
     style = _style(model, batch=1, seed=3)
     content = photo(160, 160, seed=4)[None]
     whole = np.asarray(runner(content, style))
-    short = runner.tiled(content, style, tile=32, contract_halo=halos[0], stream_halo=halos[1])
+    short = runner.tiled(content, style, tile=32, contract_halo=0, stream_halo=0)
     assert np.abs(short - whole).max() > 0.02
