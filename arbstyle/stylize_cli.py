@@ -89,13 +89,16 @@ def read_embeddings(path: Path) -> tuple[list[str], np.ndarray, dict]:
     return names, vectors, meta
 
 
-def parse_style_embedding(spec: str) -> list[Style]:
+def parse_style_embedding(spec: str, model: str | None = None) -> list[Style]:
     """FILE:NAME -> that embedding; FILE alone -> every embedding in the file."""
     path, name = Path(spec), None
     if not path.is_file() and ":" in spec:
         file_part, name = spec.rsplit(":", 1)
         path = Path(file_part)
-    names, vectors, _ = read_embeddings(path.expanduser())
+    names, vectors, meta = read_embeddings(path.expanduser())
+    if model is not None and meta.get("model") not in (None, model):
+        print(f"arbstyle stylize: warning: {path} holds embeddings of model {meta['model']!r}, not {model!r}",
+              file=sys.stderr)
     if name is None:
         return [Style(n, f"{path}:{n}", v) for n, v in zip(names, vectors)]
     if name not in names:
@@ -128,7 +131,7 @@ def plan_jobs(args) -> tuple[list[Job], list[Style], np.ndarray | None]:
     contents = expand_inputs(args.content, "content")
     styles = [Style(p.stem, str(p)) for p in expand_inputs(args.style or [], "style")]
     for spec in args.style_embedding or []:
-        styles.extend(parse_style_embedding(spec))
+        styles.extend(parse_style_embedding(spec, args.model))
     if not styles:
         raise CLIError("no styles: give --style images and/or --style-embedding FILE:NAME")
     weights = None
@@ -412,6 +415,7 @@ def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--styles", nargs="+", default=DEMO_STYLES, help="skimage.data texture/painting names")
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--style-size", type=int, default=STYLE_SIZE)
+    parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality of the sheet (default 95)")
     _model_arguments(parser)
 
 
@@ -486,6 +490,6 @@ def run_demo(args) -> int:
             bar.update(len(styles))
     sheet = contact_sheet(contents, [images.resize_short(s, args.size) for s in styles], results, cell=args.size,
                           labels=(args.contents, args.styles))
-    images.save_image(sheet, out)
+    images.save_image(sheet, out, quality=args.quality)
     print(f"wrote {out} ({len(contents)} contents x {len(styles)} styles, model {args.model})")
     return 0

@@ -151,6 +151,9 @@ def test_embed_then_style_embedding(files, tmp_path, capsys):
     assert _run("stylize", contents / "photo1.jpg", "--style-embedding", npz, "-o", all_styles) == 0
     assert _names(all_styles) == ["photo1__art0.png", "photo1__art1.png"]
     capsys.readouterr()
+    assert _run("stylize", contents / "photo0.jpg", "--style-embedding", f"{npz}:art0", "-o", tmp_path / "w.png",
+                "--model", "another-model") == 0
+    assert "embeddings of model 'magenta-mobile', not 'another-model'" in capsys.readouterr().err
     assert _run("stylize", contents / "photo0.jpg", "--style-embedding", f"{npz}:nope", "-o", tmp_path / "n") == 2
     assert "nope" in capsys.readouterr().err
     assert _run("embed", styles, "-o", tmp_path / "emb.txt") == 2
