@@ -246,10 +246,12 @@ class TorchStep:
         return time.perf_counter() - start, float(loss.detach())
 
 
-def run(sizes, batch: int, steps: int, arbitrary: bool) -> dict:
+def run(sizes, batch: int, steps: int, arbitrary: bool, save=None) -> dict:
     loss_cfg = losses.LossConfig()
     rows = []
     for size in sizes:
+        if save is not None and rows:
+            save({"rows": rows})  # what is measured so far survives an interrupted run
         content, style, ids = real_batch(size, batch)
         data = {"content": content, "style": style, "style_id": ids}
         table_cfg = {"predictor": "table", "alpha": 1.0, "num_styles": NUM_STYLES}
@@ -334,16 +336,18 @@ def main() -> None:
     if args.quick:
         args.sizes, args.batch, args.steps = [64], 2, 2
     load = os.getloadavg()
-    result = run(args.sizes, args.batch, args.steps, not args.no_arbitrary)
-    result.update({"machine": machine(), "load_average": load, "load_average_end": os.getloadavg(),
-                   "steps": args.steps, "command": "python benchmarks/train_bench.py " + " ".join(sys.argv[1:])})
-    if args.quick:
-        print(json.dumps(result, indent=1)[:2000])
-        return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train_bench.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / "train_bench.md").write_text(markdown(result))
-    print(markdown(result))
+    info = {"machine": machine(), "load_average": load, "steps": args.steps,
+            "command": "python benchmarks/train_bench.py " + " ".join(sys.argv[1:])}
+
+    def save(result: dict) -> str:
+        result.update(info, load_average_end=os.getloadavg())
+        if not args.quick:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / "train_bench.json").write_text(json.dumps(result, indent=1) + "\n")
+            (RESULTS / "train_bench.md").write_text(markdown(result))
+        return markdown(result)
+
+    print(save(run(args.sizes, args.batch, args.steps, not args.no_arbitrary, save)))
 
 
 if __name__ == "__main__":
