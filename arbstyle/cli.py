@@ -71,4 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m`, this file is `__main__`, a second copy whose CLIError the command modules never raise.
+    from arbstyle.cli import main as _main
+
+    sys.exit(_main())
