@@ -26,13 +26,18 @@ def names() -> list[str]:
 
 
 def load_pretrained(name: str, *, progress: bool = False, **config_overrides):
-    """A pretrained model in inference mode; `config_overrides` change build-only keys, e.g.
-    `quantize_activations=False` for float activations with the same weights."""
+    """A pretrained model in inference mode; `config_overrides` change build-only keys.
+
+    An imported int8 model (its table config says `quantize_activations`) runs with float activations unless
+    `quantize_activations=True` asks for the exact replay: float scored better on LPIPS, FID and ArtFID in
+    benchmarks/results/evaluation.md and is about 10x faster on CPU.
+    """
     from arbstyle.model import build_model, model_config
 
     base = pretrained.model_config(name)
     if base is None:
         raise RegistryError(f"{name} is trunk weights, not a whole model; models: {', '.join(names())}")
+    config_overrides.setdefault("quantize_activations", False)
     config = model_config(base, **config_overrides)
     model = nnx.eval_shape(lambda: build_model(config))
     try:

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     pairs = [(styles[i % len(styles)], contents[(7 * i) % len(contents)]) for i in range(args.pairs)]
 
     onnx_ref, tflite = mp.OnnxReference(), mp.TFLiteMobile(shared / "reference")
-    ours = {"exact": mp.Ours(load_model("magenta-mobile")),
+    ours = {"exact": mp.Ours(load_model("magenta-mobile", quantize_activations=True)),
             "float": mp.Ours(load_model("magenta-mobile", quantize_activations=False))}
     rows = {f"{mode}_vs_onnxruntime": [] for mode in ours}
     rows.update({f"{name}_vs_tflite": [] for name in ("onnxruntime", *ours)})
