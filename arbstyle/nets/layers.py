@@ -17,9 +17,7 @@ def _pair(value: int | Sequence[int]) -> tuple[int, int]:
 
 def batch_norm(channels: int, rngs: nnx.Rngs) -> nnx.BatchNorm:
     """slim.batch_norm as the papers' models use it: a learned offset, no scale (the next conv absorbs it)."""
-    # E[(x - mean)^2], not E[x^2] - mean^2: the fast form loses digits, and 1- vs 4-device runs then disagree.
-    return nnx.BatchNorm(channels, use_scale=False, epsilon=BN_EPSILON, momentum=0.99, use_fast_variance=False,
-                         rngs=rngs)
+    return nnx.BatchNorm(channels, use_scale=False, epsilon=BN_EPSILON, momentum=0.99, rngs=rngs)
 
 
 def instance_stats(x: jax.Array) -> tuple[jax.Array, jax.Array]:
