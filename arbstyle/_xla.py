@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from pathlib import Path
 
 _YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 _FIRST_JAXLIB_WITH_FLAG = (0, 10)  # seen accepted by jaxlib 0.10.2; older builds reject it
@@ -34,3 +35,36 @@ def configure_cpu_flags() -> bool:
         return False
     os.environ["XLA_FLAGS"] = f"{flags} {_YNN_FLAG}".strip()
     return True
+
+
+XLA_CACHE_BYTES = 2 * 2**30  # LRU-evicted by JAX beyond this (when `filelock` is installed); safe to delete
+
+
+def enable_compilation_cache() -> None:
+    """Persist compiled programs across runs (in the weights cache folder, or $ARBSTYLE_XLA_CACHE; "off" disables).
+
+    A command-line run is one process, so without it every run pays the compilation again: measured on the
+    2-core machine, the first stylize of a 512 px image went from 4.1 s to 0.8 s and the first embedding from
+    2.4 s to 1.0 s on the second run.
+    """
+    import jax
+
+    from arbstyle.paths import cache_dir
+
+    if jax.config.jax_compilation_cache_dir:  # the user or the host program chose already
+        return
+    folder = os.environ.get("ARBSTYLE_XLA_CACHE") or str(cache_dir() / "xla-cache")
+    if folder.lower() == "off":
+        return
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # a read-only home: run uncached rather than fail
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    try:
+        import filelock  # noqa: F401  (JAX needs it to bound the cache; without it the folder is unbounded)
+
+        jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_BYTES)
+    except ImportError:
+        pass

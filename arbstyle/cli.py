@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import arbstyle  # noqa: F401  (sets XLA flags before any JAX import)
+from arbstyle._xla import enable_compilation_cache
 
 # command -> (module, help). A module owning several commands defines add_arguments_<cmd> / run_<cmd>.
 COMMANDS = {
@@ -44,20 +45,11 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     return parser, runners
 
 
-def _persistent_compilation_cache() -> None:
-    """Each CLI run is a new process: reuse compiled programs across runs instead of recompiling for 10-30 s."""
-    import os
-
-    from arbstyle.paths import cache_dir
-
-    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir() / "jax_compilation_cache"))
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    _persistent_compilation_cache()
     parser, runners = build_parser(argv)
     args = parser.parse_args(argv)
+    enable_compilation_cache()  # each CLI run is a new process: reuse compiled programs across runs
     from arbstyle.images import ImageError
 
     try:

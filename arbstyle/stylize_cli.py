@@ -234,43 +234,8 @@ def _check_numbers(args) -> None:
         raise CLIError(f"--quality must be 1..100, got {args.quality}")
 
 
-XLA_CACHE_BYTES = 2 * 2**30  # LRU-evicted by JAX beyond this (when `filelock` is installed); safe to delete
-
-
-def enable_compile_cache() -> None:
-    """Persist compiled programs across runs (in the weights cache folder, or $ARBSTYLE_XLA_CACHE; "off" disables).
-
-    A command-line run is one process, so without it every run pays the compilation again: measured on the
-    2-core machine, the first stylize of a 512 px image went from 4.1 s to 0.8 s and the first embedding from
-    2.4 s to 1.0 s on the second run.
-    """
-    import jax
-
-    from arbstyle.paths import cache_dir
-
-    if jax.config.jax_compilation_cache_dir:  # the user or the host program chose already
-        return
-    folder = os.environ.get("ARBSTYLE_XLA_CACHE") or str(cache_dir() / "xla-cache")
-    if folder.lower() == "off":
-        return
-    try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return  # a read-only home: run uncached rather than fail
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    try:
-        import filelock  # noqa: F401  (JAX needs it to bound the cache; without it the folder is unbounded)
-
-        jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_BYTES)
-    except ImportError:
-        pass
-
-
 def make_stylizer(args, **kwargs):
     from arbstyle.stylize import Stylizer
-
-    enable_compile_cache()
 
     try:
         return Stylizer.load(args.model, activations=args.activations, precision=args.precision,

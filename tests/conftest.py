@@ -6,6 +6,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The weights manager verifies every artifact by sha256 on load and writes atomically, so sharing it is safe.
 os.environ.setdefault("ARBSTYLE_HOME", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "arbstyle_home"))
 
+# The CLI's persistent compilation cache is process-wide: in tests it would let one test's compilations
+# satisfy another's and hide compile counts.
+os.environ.setdefault("ARBSTYLE_XLA_CACHE", "off")
+
 import arbstyle  # noqa: E402,F401  (XLA flags first)
 import pytest  # noqa: E402
 
