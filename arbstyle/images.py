@@ -80,7 +80,7 @@ def _pil_to_float(img: Image.Image) -> np.ndarray:
         alpha = rgba[..., 3:4]
         return rgba[..., :3] * alpha + (1.0 - alpha)  # on white
     # CMYK uses PIL's ICC-less conversion; YCbCr, LAB, HSV, 1, L, P likewise convert directly.
-    return np.asarray(img.convert("RGB")).astype(np.float32) / 255.0
+    return np.multiply(np.asarray(img.convert("RGB")), np.float32(1.0 / 255.0), dtype=np.float32)
 
 
 def load_image(path, *, max_side: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -134,8 +134,6 @@ def load_image(path, *, max_side: int | None = None, max_pixels: int | None = DE
     except Exception as err:  # noqa: BLE001  (PIL raises OSError, SyntaxError, ValueError, struct.error, ...)
         problem = "truncated file" if "truncated" in str(err).lower() else "corrupt or unreadable image"
         raise ImageError(path, f"{problem} ({_describe(err)})") from None
-    if not np.isfinite(arr).all():
-        raise ImageError(path, "decoded pixels are not finite")
     if max_side is not None and max(arr.shape[:2]) > max_side:
         arr = resize_long(arr, max_side)
     return arr

@@ -128,7 +128,8 @@ def test_work_size_runs_small_and_upscales(stylizer, styles):
     out = stylizer.stylize(content, styles[0], work_size=45)
     assert out.shape == (60, 90, 3)
     small = stylizer.stylize(resize_long(content, 45), styles[0])
-    np.testing.assert_allclose(out, resize_to(small, (60, 90)), atol=1e-5)
+    diff = np.abs(out - resize_to(small, (60, 90)))  # the same picture, upscaled in 8 bits
+    assert diff.mean() < 1 / 255 and diff.max() < 6 / 255, (diff.mean(), diff.max())
     assert np.abs(out - stylizer.stylize(content, styles[0])).mean() > 0.005  # not the full-resolution result
 
 
