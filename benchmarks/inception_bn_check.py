@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,27 +26,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import arbstyle  # noqa: E402,F401  (XLA CPU flag before JAX starts)
-import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from arbstyle.fid import fid_preprocess  # noqa: E402
 from arbstyle.images import load_image  # noqa: E402
+from arbstyle.machine import describe  # noqa: E402
 from arbstyle.paths import cache_dir, shared_dir  # noqa: E402
 from arbstyle.pretrained import artifact  # noqa: E402
 from arbstyle.weights import inception_fid  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 THRESHOLD = 0.9
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "python": platform.python_version(),
-            "jax": jax.__version__, "backend": jax.default_backend()}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -100,7 +88,7 @@ def main() -> int:
               "images": len(paths), "source": "../shared/data/val/content (all .jpg, sorted)",
               "preprocessing": "arbstyle.fid.fid_preprocess (TF1 bilinear to 299, (x*255-128)/128)",
               "weights": f"{inception_fid.PACKAGE}:{source.member} sha256 {source.member_sha256}",
-              "machine": machine(), "seconds": round(seconds, 1), "summary": summarise(rows), "layers": rows,
+              "machine": describe(), "seconds": round(seconds, 1), "summary": summarise(rows), "layers": rows,
               "controls": {}}
     if not args.no_controls:
         result["controls"]["permuted_stats"] = summarise(permuted(stats, model))

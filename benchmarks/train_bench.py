@@ -21,10 +21,8 @@ Results: benchmarks/results/train_bench.{json,md}.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -47,6 +45,7 @@ from flax import nnx  # noqa: E402
 from arbstyle import losses, parallel  # noqa: E402
 from arbstyle import train as trainer  # noqa: E402
 from arbstyle.experiment import base_config  # noqa: E402
+from arbstyle.machine import describe  # noqa: E402
 from arbstyle.nets.transformer import cin_layer_names  # noqa: E402
 from arbstyle.nets.vgg import CONV_NAMES, IMAGENET_MEAN, IMAGENET_STD, load_vgg16, vgg16_arrays  # noqa: E402
 
@@ -55,15 +54,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def machine() -> dict:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
     import torch
 
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "jax": jax.__version__, "jaxlib": importlib.metadata.version("jaxlib"),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "gpu": "none in this session (not measured)"}
+    return {**describe(packages=("torch",)), "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
 def real_batch(size: int, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,3 +30,19 @@ def test_flag_is_in_effect_in_this_process():
 
     jax.numpy.zeros(1).block_until_ready()  # the backend started with whatever XLA_FLAGS held
     assert _xla._YNN_FLAG in os.environ.get("XLA_FLAGS", "")
+
+
+def test_cache_entries_left_without_an_access_time_do_not_stop_new_writes(tmp_path):
+    # An entry JAX wrote while eviction was off (or a process killed mid-write) has no -atime file; JAX's
+    # eviction then fails every later write, and nothing new would ever be cached.
+    import subprocess
+    import sys
+
+    (tmp_path / "jit_old-0123abcd-cache").write_bytes(b"left by an earlier run")
+    code = ("from arbstyle import _xla; _xla.enable_compilation_cache(); import jax, jax.numpy as jnp; "
+            "jax.jit(lambda a: a * 3 + 1)(jnp.ones(7)).block_until_ready()")
+    env = {**os.environ, "ARBSTYLE_XLA_CACHE": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    new = [p.name for p in tmp_path.glob("*-cache") if not p.name.startswith("jit_old")]
+    assert new, sorted(p.name for p in tmp_path.iterdir())
+    assert (tmp_path / "jit_old-0123abcd-atime").exists()

@@ -1,0 +1,88 @@
+"""What measured a figure: the machine, its load and the package versions, stored beside every result.
+
+Timings on a shared machine mean little without the load they were taken under, so benchmarks and
+`arbstyle evaluate` record this next to their numbers.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+BASE_PACKAGES = ("arbstyle", "jax", "jaxlib", "flax", "numpy")
+
+
+def _proc_field(path: str, key: str) -> str | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_name() -> str:
+    return _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine()
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, or None where the OS has none."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def versions(packages=()) -> dict[str, str]:
+    """Installed versions of BASE_PACKAGES and `packages`; ones not installed are left out."""
+    out = {}
+    for package in dict.fromkeys((*BASE_PACKAGES, *packages)):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_revision() -> str | None:
+    """The short commit of the checkout arbstyle runs from; None for an installed (non-checkout) copy."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def describe(packages=()) -> dict:
+    """The machine and software as a JSON-ready dict. Imports JAX (for the backend), so call it after setup."""
+    import jax
+
+    memory_kib = _proc_field("/proc/meminfo", "MemTotal")
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count()
+    return {
+        "cpu": cpu_name(),
+        "logical_cores": os.cpu_count(),
+        "usable_cores": affinity,
+        "memory_gib": round(int(memory_kib.split()[0]) / 2**20, 1) if memory_kib else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "versions": versions(packages),
+        "arbstyle_commit": git_revision(),
+        "load_average_1_5_15min": load_average(),
+    }
+
+
+__all__ = ["describe", "versions", "load_average", "cpu_name", "git_revision"]
