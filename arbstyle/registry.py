@@ -30,7 +30,7 @@ def load_pretrained(name: str, *, progress: bool = False, **config_overrides):
 
     An imported int8 model (its table config says `quantize_activations`) runs with float activations unless
     `quantize_activations=True` asks for the exact replay: float scored better on LPIPS, FID and ArtFID in
-    benchmarks/results/evaluation.md and is about 10x faster on CPU.
+    benchmarks/results/evaluation.md and is 8x faster on CPU.
     """
     from arbstyle.model import build_model, model_config
 
