@@ -85,4 +85,14 @@ def describe(packages=()) -> dict:
     }
 
 
-__all__ = ["describe", "versions", "load_average", "cpu_name", "git_revision"]
+def summary(info: dict) -> str:
+    """One line for a results page from `describe()`'s dict."""
+    v = info.get("versions", {})
+    software = ", ".join(f"{k} {v[k]}" for k in v if k not in ("arbstyle", "numpy"))
+    return (f"{info['cpu']}, {info['usable_cores']} usable cores, {info['memory_gib']} GiB; "
+            f"Python {info['python']}; {software}; backend {info['backend']}; "
+            f"arbstyle {info['arbstyle_commit'] or v.get('arbstyle', '?')}; "
+            f"load average {info['load_average_1_5_15min']} (1/5/15 min) when described")
+
+
+__all__ = ["describe", "summary", "versions", "load_average", "cpu_name", "git_revision"]

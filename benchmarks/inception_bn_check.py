@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from arbstyle.fid import fid_preprocess  # noqa: E402
 from arbstyle.images import load_image  # noqa: E402
-from arbstyle.machine import describe  # noqa: E402
+from arbstyle.machine import describe, summary  # noqa: E402
 from arbstyle.paths import cache_dir, shared_dir  # noqa: E402
 from arbstyle.pretrained import artifact  # noqa: E402
 from arbstyle.weights import inception_fid  # noqa: E402
@@ -111,7 +111,7 @@ def markdown(result: dict) -> str:
     lines = [
         "# Inception-v3 (2015 FID graph) weights: activations vs stored BN statistics", "",
         f"Command: `{result['command']}` ({result['images']} photos from {result['source']}; "
-        f"{result['seconds']} s on {result['machine']['cpu']}, {result['machine']['backend']}).", "",
+        f"{result['seconds']} s). Machine: {summary(result['machine'])}.", "",
         f"Weights: `{result['weights']}`. Preprocessing: {result['preprocessing']}.", "",
         "Per BN layer: Pearson correlation over channels between the pre-BN conv outputs' per-channel means "
         "(over all photos and positions) and the stored moving means (`corr_mean`), the same for variances "

@@ -17,7 +17,7 @@ import arbstyle  # noqa: F401  (XLA flags before JAX starts)
 import numpy as np
 from tqdm import tqdm
 
-from arbstyle.machine import describe
+from arbstyle.machine import describe, summary
 from arbstyle.paths import shared_dir
 from arbstyle.registry import load_model
 from arbstyle.weights import magenta_parity as mp
@@ -89,8 +89,7 @@ def markdown(result: dict) -> str:
         "",
         f"Command: `{result['command'].strip()}` ({len(result['pairs'])} (style, content) pairs from "
         f"../shared/data/val; style {result['sizes']['style']} px, content {result['sizes']['content']} px, centre squares; "
-        f"{result['seconds']} s on {m['cpu']}, {m['logical_cores']} cores, jax {m['jax']} ({m['backend']}), "
-        f"onnxruntime {m['onnxruntime']}).",
+        f"{result['seconds']} s). Machine: {summary(m)}.",
         "",
         "Pixels in [0, 1]. *end to end*: each side embeds the style itself; *transformer only*: both get the "
         "reference's embedding. Cells: mean (min - max) over pairs.",

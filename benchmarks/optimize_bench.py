@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from arbstyle import losses as L  # noqa: E402
 from arbstyle.images import load_image, resize_short, resize_to, save_image  # noqa: E402
-from arbstyle.machine import describe  # noqa: E402
+from arbstyle.machine import describe, summary  # noqa: E402
 from arbstyle.paths import shared_dir  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -84,8 +84,7 @@ def bench_time(args) -> None:
                     "line search (>= 1 loss+gradient evaluation; evaluations_per_step averages the whole run)"}
     m = data["machine"]
     md = ["# `arbstyle optimize`: time per step\n", f"Command: `{cmd}`\n",
-          f"Machine: {m['cpu']}, {m['affinity_cores']} usable cores (shared with other jobs), jax {m['jax']} "
-          f"({m['backend']}); load average {m['load_average_1_5_15min_at_end']} (1/5/15 min) at the end.\n",
+          f"Machine: {summary(m)}.\n",
           "| optimizer | image | median s/step | min | max | steps timed | evaluations/step |",
           "|---|---|---|---|---|---|---|"]
     md += [f"| {r['optimizer']} | {r['image']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "

