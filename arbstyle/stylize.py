@@ -21,7 +21,7 @@ from arbstyle.nets.transformer import SIZE_MULTIPLE
 from arbstyle.tiling import DEFAULT_TILE, TransformerRunner
 
 DEFAULT_MODEL = "magenta-mobile"
-# Imported int8 models run with float activations by default: ~10x faster than replaying the int8 graph exactly
+# Imported int8 models run with float activations by default: ~8x faster than replaying the int8 graph exactly
 # on CPU, tileable, and within 0.025 mean absolute difference of it (astronaut x brick, 512 px).
 ACTIVATIONS = ("float", "exact")
 DEFAULT_ACTIVATIONS = "float"
@@ -152,7 +152,7 @@ class Stylizer:
 
         activations (imported int8 models only): "float" runs the imported weights with float activations
         (fast, tileable); "exact" replays the int8 graph's activation quantization bit for bit like
-        onnxruntime, about 10x slower on CPU and untileable. Trained checkpoints are float.
+        onnxruntime, about 8x slower on CPU and untileable. Trained checkpoints are float.
         """
         from arbstyle import registry
 

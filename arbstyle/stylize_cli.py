@@ -220,7 +220,7 @@ def _model_arguments(parser) -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="transformer precision")
     parser.add_argument("--activations", choices=list(ACTIVATIONS), default=DEFAULT_ACTIVATIONS,
                         help="imported int8 models: float activations (default, fast, tileable) or exact "
-                             "replay of the int8 graph (about 10x slower, no tiling)")
+                             "replay of the int8 graph (about 8x slower, no tiling)")
 
 
 def _check_numbers(args) -> None:
