@@ -242,7 +242,8 @@ def _summary(result: ModelResult, style_features: np.ndarray) -> dict:
 
 
 def evaluate(models: Sequence, content_paths: Sequence[Path], style_paths: Sequence[Path], *,
-             size: int = DEFAULT_SIZE, sheet_rows: int = 4, sheet_cols: int = 22, tile: int = 128,
+             size: int = DEFAULT_SIZE, sheet_rows: int = SHEET_DEFAULTS["sheet_rows"],
+             sheet_cols: int = SHEET_DEFAULTS["sheet_cols"], tile: int = SHEET_DEFAULTS["tile"],
              progress: bool = True, scorer: Scorer | None = None) -> dict:
     """Run every model on every pair. Returns {"pairs": [...rows], "summary": [...per model], "sheets": {...}}.
 

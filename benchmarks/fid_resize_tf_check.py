@@ -25,6 +25,7 @@ from PIL import Image  # noqa: E402
 
 from arbstyle.fid import FID_SIZE, resize_bilinear_tf1  # noqa: E402  (numpy only)
 from arbstyle.paths import shared_dir  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 
 def main() -> int:
@@ -47,10 +48,7 @@ def main() -> int:
               "ours_vs_tf1_resize_bilinear_max_abs_diff_0_255": worst_tf1,
               "tf2_default_vs_tf1_max_abs_diff_0_255": worst_tf2,
               "tf2_default_vs_tf1_mean_abs_diff_0_255": float(np.mean(mean_tf2))}
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "fid_resize_tf_check.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "fid_resize_tf_check.md").write_text("\n".join([
+    write_results(ROOT / "benchmarks" / "results" / "fid_resize_tf_check", result, "\n".join([
         "# FID resize: arbstyle's TF1 ResizeBilinear vs TensorFlow's", "",
         f"Command: `{result['command']}` ({len(paths)} photos from ../shared/data/val/content, "
         f"tensorflow {tf.__version__}, pixel units 0..255).", "",

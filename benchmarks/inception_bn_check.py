@@ -34,6 +34,7 @@ from arbstyle.machine import describe, summary  # noqa: E402
 from arbstyle.paths import cache_dir, shared_dir  # noqa: E402
 from arbstyle.pretrained import artifact  # noqa: E402
 from arbstyle.weights import inception_fid  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 THRESHOLD = 0.9
@@ -98,9 +99,7 @@ def main() -> int:
         result["controls"]["kernels_hw_swapped"] = summarise(
             inception_fid.bn_agreement(inception_fid.build(swapped), inputs, 8))
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "inception_bn_check.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / "inception_bn_check.md").write_text(markdown(result))
+    write_results(RESULTS / "inception_bn_check", result, markdown(result))
     print(json.dumps(result["summary"], indent=1))
     print(json.dumps(result["controls"], indent=1))
     return 0

@@ -33,6 +33,7 @@ from arbstyle.fid import InceptionFeatures, fid_preprocess, resize_bilinear_tf1 
 from arbstyle.images import load_image  # noqa: E402
 from arbstyle.paths import cache_dir, shared_dir  # noqa: E402
 from arbstyle.weights import inception_fid  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -98,8 +99,6 @@ def main() -> int:
         "seconds_torch": round(torch_s, 2), "seconds_ours": round(ours_s, 2),
         "note": "seconds are one pass each on a shared 2-core CPU, not a benchmark of speed",
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "inception_torch_parity.json").write_text(json.dumps(result, indent=1) + "\n")
     md = ["# FID Inception: arbstyle (JAX) vs the TorchScript run by torch", "",
           f"Command: `{result['command']}`; {result['images']} photos from ../shared/data/val/content, "
           f"preprocessed once by `arbstyle.fid.fid_preprocess`; torch {result['torch']}, jax {result['jax']}, "
@@ -110,7 +109,7 @@ def main() -> int:
         md.append(f"| {key} | {result[key]:.3g} |")
     md += ["", "pool3: the 2048-d features. max_rel_diff: per image, max |diff| / max |feature|, worst image. "
            "resize: our TF1 ResizeBilinear vs the same sampling in torch's grid_sample, pixel units 0..255.", ""]
-    (RESULTS / "inception_torch_parity.md").write_text("\n".join(md))
+    write_results(RESULTS / "inception_torch_parity", result, "\n".join(md))
     print(json.dumps(result, indent=1))
     return 0
 

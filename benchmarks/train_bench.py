@@ -21,7 +21,6 @@ Results: benchmarks/results/train_bench.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -47,6 +46,7 @@ from arbstyle import train as trainer  # noqa: E402
 from arbstyle.experiment import base_config  # noqa: E402
 from arbstyle.machine import describe, summary  # noqa: E402
 from arbstyle.nets.transformer import cin_layer_names  # noqa: E402
+from results_io import write_results  # noqa: E402
 from arbstyle.nets.vgg import CONV_NAMES, IMAGENET_MEAN, IMAGENET_STD, load_vgg16, vgg16_arrays  # noqa: E402
 
 NUM_STYLES = 8
@@ -336,9 +336,7 @@ def main() -> None:
     def save(result: dict) -> str:
         result.update(info, load_average_end=os.getloadavg())
         if not args.quick:
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            (RESULTS / "train_bench.json").write_text(json.dumps(result, indent=1) + "\n")
-            (RESULTS / "train_bench.md").write_text(markdown(result))
+            write_results(RESULTS / "train_bench", result, markdown(result))
         return markdown(result)
 
     print(save(run(args.sizes, args.batch, args.steps, not args.no_arbitrary, save)))
