@@ -33,8 +33,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict({k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_CONFIG.items()})
     c.model.trunk = ml_collections.ConfigDict({"final_endpoint": "Mixed_6e"})
     # Where the starting weights come from (applied in this order): a whole model (registry name or workdir),
-    # then pretrained trunk weights for the style predictor (an arbstyle.pretrained name, e.g. 'inception-v3').
-    c.init = ml_collections.ConfigDict({"model": "", "trunk": ""})
+    # then pretrained trunk weights for the style predictor (an arbstyle.pretrained name, e.g. 'inception-v3'),
+    # then a transformer and its CIN heads from a Magenta TFLite file (arbstyle.weights.magenta_tflite).
+    c.init = ml_collections.ConfigDict({"model": "", "trunk": "", "transformer": ""})
     c.data = pipeline.default_config()
     loss = losses.LossConfig()
     c.loss = ml_collections.ConfigDict({

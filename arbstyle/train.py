@@ -166,6 +166,19 @@ def _load_trunk(model, name: str) -> None:
     loader(model.predictor.trunk, name)
 
 
+def _load_transformer(model, path: str) -> None:
+    """The transformer and CIN heads of a Magenta TFLite style transformer (e.g. the full-width transformer of
+    Magenta's Inception-v3 model), into a float model of the same width."""
+    from arbstyle.weights import magenta_tflite
+
+    if model.heads is None:
+        raise CLIError(f"init.transformer={path!r}: a 'table' model has no CIN heads to load")
+    try:
+        magenta_tflite.load_transformer(model.transformer, model.heads, Path(path).expanduser())
+    except magenta_tflite.TFLiteImportError as err:
+        raise CLIError(f"init.transformer: {err}") from None
+
+
 # ---- the data ------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class StyleTable:
@@ -455,6 +468,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
         model = init_model(model_cfg, config.seed)
     if config.init.trunk and not resuming:
         _load_trunk(model, config.init.trunk)
+    if config.init.transformer and not resuming:
+        _load_transformer(model, config.init.transformer)
     check_freeze(model, freeze)
     if tc.bf16:
         use_bf16(model)

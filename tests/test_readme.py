@@ -17,9 +17,15 @@ def test_readme_opens_with_two_commands():
     assert "pip install" in test and "[test]" in test and "pytest" in test
 
 
-def test_ci_runs_the_readme_test_command_verbatim():
-    ci_lines = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert _readme_commands()[1] in ci_lines
+def test_ci_runs_both_readme_commands_verbatim_in_a_fresh_virtualenv():
+    ci = (ROOT / ".ci" / "run").read_text()
+    lines = ci.splitlines()
+    install_and_run, test = _readme_commands()[:2]
+    assert test in lines and install_and_run in lines
+    venv = next(i for i, line in enumerate(lines) if "-m venv" in line)
+    assert "--system-site-packages" not in lines[venv]
+    assert venv < lines.index(test) < lines.index(install_and_run)
+    assert any(line.startswith(". ") and "/bin/activate" in line for line in lines[venv:lines.index(test)])
 
 
 def test_console_script_is_declared():
