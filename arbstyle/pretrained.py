@@ -126,6 +126,7 @@ class Artifact:
     source: PackageFiles | WheelMember
     converter: str  # "module:function", called with the source paths, returning {key: array}
     model_config: Mapping | None = field(default=None)  # whole models: what `build_model` needs (the registry)
+    trunk: str | None = None  # whole models whose predictor trunk is another artifact's weights (not repeated here)
 
 
 ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
@@ -322,6 +323,11 @@ def add_arguments(parser) -> None:
     fetch_parser.add_argument("--force", action="store_true", help="convert again even if the cache verifies")
     verify_parser = sub.add_parser("verify", help="re-hash cached artifacts against their records")
     verify_parser.add_argument("name", nargs="?", choices=sorted(ARTIFACTS), help="default: every cached artifact")
+    export_parser = sub.add_parser("export", help="write a training workdir's model, without its pretrained "
+                                   "trunk, as a compressed npz (how the bundled models were made)")
+    export_parser.add_argument("workdir", help="training workdir")
+    export_parser.add_argument("-o", "--output", required=True, help="the npz to write")
+    export_parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: the newest)")
 
 
 def _size(n: int | None) -> str:
@@ -339,6 +345,14 @@ def run(args) -> int:
                 print(f"{name:16s} {entry['status']:9s} {_size(entry['size']):>9s}  {item.source.describe()}")
                 if entry["problem"]:
                     print(f"  {entry['problem']}")
+            return 0
+        if args.weights_command == "export":
+            from arbstyle.weights import bundled
+
+            arrays = bundled.export(args.workdir, args.output, step=args.step)
+            size = Path(args.output).stat().st_size
+            print(f"{args.output}: {len(arrays)} arrays, {sum(a.size for a in arrays.values()):,} values, "
+                  f"{_size(size)}, sha256 {sha256_file(Path(args.output))}")
             return 0
         if args.weights_command == "fetch":
             path = fetch(args.name, force=args.force, progress=True)

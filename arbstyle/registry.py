@@ -41,15 +41,25 @@ def load_pretrained(name: str, *, progress: bool = False, **config_overrides):
     config = model_config(base, **config_overrides)
     model = nnx.eval_shape(lambda: build_model(config))
     try:
-        pretrained.fill_module(model, pretrained.load_arrays(name, progress=progress), what=f"{name} weights")
+        pretrained.fill_module(model, _arrays(name, progress), what=f"{name} weights")
     except pretrained.WeightsError as err:
         if "no array for" not in str(err) and "has shape" not in str(err):
             raise
         # converted by an older arbstyle whose networks had other variables: convert the pinned source again
         pretrained.fetch(name, force=True, progress=progress)
-        pretrained.fill_module(model, pretrained.load_arrays(name), what=f"{name} weights")
+        pretrained.fill_module(model, _arrays(name, progress), what=f"{name} weights")
     model.eval()
     return model
+
+
+def _arrays(name: str, progress: bool) -> dict:
+    """A whole model's arrays by state path; a trunk kept in another artifact comes from there."""
+    arrays = pretrained.load_arrays(name, progress=progress)
+    trunk = pretrained.artifact(name).trunk
+    if trunk:
+        trunk_arrays = pretrained.load_arrays(trunk, progress=progress)
+        arrays = {**{f"predictor/trunk/{k}": v for k, v in trunk_arrays.items()}, **arrays}
+    return arrays
 
 
 def load_checkpoint(workdir: str | Path, step: int | None = None):

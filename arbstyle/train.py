@@ -328,10 +328,20 @@ def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Call
     return step
 
 
-def make_sample_fn(eval_graphdef, arbitrary: bool):
-    def sample(state, pairs):
+def make_sample_fn(eval_graphdef, vgg_graphdef, losses_cfg, arbitrary: bool):
+    """state, vgg_state, pairs -> (stylized pairs, loss breakdown on them): the sample grid and the held-out loss."""
+    from arbstyle import losses
+
+    content_layers = [k for k, _ in losses_cfg.content_layers]
+    style_layers = [k for k, _ in losses_cfg.style_layers]
+
+    def sample(state, vgg_state, pairs):
         model = nnx.merge(eval_graphdef, state["params"], state["frozen"], state["batch_stats"], state["other"])
-        return model(pairs["content"], pairs["style"] if arbitrary else pairs["style_id"])
+        vgg = nnx.merge(vgg_graphdef, vgg_state)
+        stylized = model(pairs["content"], pairs["style"] if arbitrary else pairs["style_id"])
+        grams = {k: losses.gram_matrix(v) for k, v in vgg(pairs["style"], style_layers).items()}
+        _, breakdown = losses.perceptual_loss(vgg, stylized, vgg(pairs["content"], content_layers), grams, losses_cfg)
+        return stylized, breakdown
     return sample
 
 
@@ -350,6 +360,43 @@ def sample_grid(pairs: Mapping[str, np.ndarray], stylized: np.ndarray, gap: int 
         for j, tile in enumerate((content[i], style, np.asarray(stylized[i], np.float32))):
             grid[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = np.clip(tile, 0, 1)
     return grid
+
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class MetricsLog:
+    """Every logged scalar as one JSON line {"step", "time", name: value, ...} in the workdir: readable with any
+    tool, in any log viewer, without TensorBoard (benchmarks/training_curve.py plots it)."""
+
+    def __init__(self, path: Path, *, enabled: bool = True):
+        self.path, self.enabled = path, enabled
+
+    def write(self, step: int, scalars: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        import json
+
+        line = json.dumps({"step": int(step), "time": round(time.time(), 3),
+                           **{k: float(v) for k, v in scalars.items()}})
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+
+
+def read_metrics(workdir: str | os.PathLike) -> list[dict]:
+    """The lines of a workdir's metrics log, in order; a resumed run's repeated steps keep their last value."""
+    import json
+
+    path = Path(workdir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+    return rows
 
 
 class _Stop:
@@ -516,11 +563,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     step_fn = jax.jit(make_train_step(graphdef, vgg_graphdef, tx, schedule, loss_config(config.loss), keep, arbitrary),
                       in_shardings=(repl, repl, parallel.batch_sharding(mesh)), out_shardings=(repl, repl),
                       donate_argnums=(0,))
-    sample_fn = jax.jit(make_sample_fn(eval_graphdef, arbitrary), in_shardings=(repl, repl), out_shardings=repl)
+    sample_fn = jax.jit(make_sample_fn(eval_graphdef, vgg_graphdef, loss_config(config.loss), arbitrary),
+                        in_shardings=(repl, repl, repl), out_shardings=repl)
     pairs = sample_pairs(data_cfg, tc.num_samples, config.seed, table) if tc.num_samples else None
     pairs_on_mesh = parallel.replicate(pairs, mesh) if pairs is not None else None
 
     writer = SummaryWriter(workdir / "tensorboard", enabled=primary)
+    metrics_log = MetricsLog(workdir / METRICS_FILE, enabled=primary)
     last_checkpoint = start if resuming else None
 
     def save(step: int, *, force: bool = False) -> None:
@@ -537,7 +586,10 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     def write_samples(step: int) -> None:
         if pairs is None:
             return
-        stylized = parallel.to_host(sample_fn(state, pairs_on_mesh))
+        stylized, breakdown = parallel.to_host(sample_fn(state, vgg_state, pairs_on_mesh))
+        held_out = {f"val/loss/{k}": float(v) for k, v in breakdown.items()}
+        writer.scalars(held_out, step)
+        metrics_log.write(step, held_out)
         if primary:
             grid = sample_grid(pairs, stylized)
             images.save_image(grid, workdir / "samples" / f"step_{step:07d}.png")
@@ -579,6 +631,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
                     scalars = {k: v / window_steps for k, v in window.items()}
                     scalars["train/images_per_second"] = window_steps * tc.batch_size / max(seconds, 1e-9)
                     writer.scalars(scalars, step)
+                    metrics_log.write(step, scalars)
                     window, window_start, window_steps = {}, time.perf_counter(), 0
                 if tc.sample_every and step % tc.sample_every == 0 and step != tc.steps:
                     write_samples(step)

@@ -1,0 +1,61 @@
+"""experiments/ghiasi_inception.py: a frozen ImageNet Inception-v3 trunk and Magenta's full-width decoder, with a
+trained bottleneck between them (needs ../shared for the decoder's TFLite file and the images)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from arbstyle import checkpoints, pretrained
+from arbstyle.cli import main
+from arbstyle.train import read_metrics
+
+CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "ghiasi_inception.py"
+
+
+def _flat(module) -> dict[str, np.ndarray]:
+    return {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in nnx.to_flat_state(nnx.state(module))}
+
+
+@pytest.mark.shared
+def test_two_steps_train_only_the_bottleneck(shared, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    val = shared / "data" / "val"
+    args = ["train", "--config", str(CONFIG), "--workdir", str(workdir), "--config.train.progress=false",
+            f"--config.data.content={val / 'content'}", f"--config.data.style={val / 'styles'}",
+            "--config.data.eval_content=", "--config.data.eval_style=",
+            "--config.data.content_size=32", "--config.data.style_size=96", "--config.data.style_resize_extra=(2, 16)",
+            "--config.train.batch_size=2", "--config.train.steps=2", "--config.train.log_every=1",
+            "--config.train.checkpoint_every=1", "--config.train.num_samples=2", "--config.train.sample_every=1",
+            "--config.optimizer.warmup_steps=0"]
+    assert main(args) == 0
+    assert "done: step 2 (started at 0)" in capsys.readouterr().out
+
+    model = checkpoints.restore_model(workdir)
+    first = nnx.eval_shape(lambda: model)  # the same structure, filled from step 1 below
+    checkpoints.restore_model_state(workdir, first, step=1)
+    trained, initial = _flat(model), _flat(first)
+
+    # frozen: the ImageNet trunk as published, and the decoder exactly as read from Magenta's file
+    trunk = pretrained.load_arrays("inception-v3")
+    for key, value in trained.items():
+        if key.startswith("predictor/trunk/"):
+            np.testing.assert_array_equal(value, trunk[key.removeprefix("predictor/trunk/")], err_msg=key)
+    from arbstyle.weights import magenta_tflite
+
+    decoder = nnx.eval_shape(lambda: model)
+    magenta_tflite.load_transformer(decoder.transformer, decoder.heads,
+                                    shared / "reference" / magenta_tflite.INCEPTION_TRANSFER)
+    for part in ("transformer", "heads"):
+        for key, value in _flat(getattr(decoder, part)).items():
+            np.testing.assert_array_equal(trained[f"{part}/{key}"], value, err_msg=f"{part}/{key}")
+    # trained: the bottleneck moved between step 1 and step 2, and nothing else did
+    moved = sorted(k for k in trained if not np.array_equal(trained[k], initial[k]))
+    assert moved == ["predictor/bottleneck/bias", "predictor/bottleneck/kernel"]
+
+    logged = read_metrics(workdir)
+    assert [r["step"] for r in logged if "loss/total" in r] == [1, 2]
+    held_out = [r for r in logged if "val/loss/total" in r]
+    assert [r["step"] for r in held_out] == [1, 2] and all(np.isfinite(r["val/loss/style"]) for r in held_out)
