@@ -56,7 +56,7 @@ def get_config(size: str = "128") -> ml_collections.ConfigDict:
     c.optimizer.schedule = "cosine"
     c.optimizer.warmup_steps = 50 if size <= 128 else 0
     c.train.batch_size = 8
-    c.train.steps = 1200 if size <= 128 else 200
+    c.train.steps = 900 if size <= 128 else 200
     c.train.log_every = 10
     c.train.checkpoint_every = 100
     c.train.keep_checkpoints = 3
