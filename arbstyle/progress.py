@@ -62,6 +62,7 @@ class Progress:
         self.quiet = quiet
         self.postfix: dict[str, str] = {}
         self._start_n = initial
+        self._line_n: int | None = None  # the count the last line showed
         self._start = self._last_line = time.monotonic()
         self._closed = False
         self._bar = None
@@ -118,7 +119,7 @@ class Progress:
         return (f"{self.desc}: " if self.desc else "") + ", ".join(parts)
 
     def _line(self) -> None:
-        self._last_line = time.monotonic()
+        self._last_line, self._line_n = time.monotonic(), self.n
         print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {self.format_line()}", file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -127,7 +128,7 @@ class Progress:
         self._closed = True
         if self._bar is not None:
             self._bar.close()
-        elif not self.quiet:
+        elif not self.quiet and self._line_n != self.n:  # the closing line, unless the last one said the same
             self._line()
 
 
