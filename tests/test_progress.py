@@ -77,3 +77,20 @@ def test_evaluate_with_stderr_in_a_file_leaves_readable_progress_lines(tmp_path)
     assert [evaluate_line.match(line).group(1) for line in lines] == ["1", "2"], text[-3000:]
     assert "ETA " in lines[0] and "ETA " not in lines[-1]
     assert (tmp_path / "report" / "summary.json").is_file()
+
+
+def test_data_build_reports_each_dataset_in_a_log(tmp_path, capsys):
+    import skimage.data
+
+    from arbstyle.cli import main
+    from arbstyle.images import save_image
+
+    for name in ("astronaut", "coffee"):
+        save_image(getattr(skimage.data, name)(), tmp_path / "photos" / f"{name}.png")
+    assert main(["data", "build", str(tmp_path / "photos"), "--data-dir", str(tmp_path / "tfds")]) == 0
+    captured = capsys.readouterr()
+    assert "train 2; 0 unreadable" in captured.out  # the summary stays on stdout
+    [line] = captured.err.splitlines()  # stderr is not a terminal here: no TFDS bars, one line per dataset
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d data build: 1/1 datasets \(100\.0%\), .*dataset=.*photos$", line)
+    assert main(["data", "build", str(tmp_path / "photos"), "--data-dir", str(tmp_path / "tfds"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
