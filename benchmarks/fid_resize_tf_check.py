@@ -55,7 +55,8 @@ def main() -> int:
               "tf2_default_vs_tf1_mean_abs_diff_0_255": float(np.mean(mean_tf2))}
     write_results(ROOT / "benchmarks" / "results" / "fid_resize_tf_check", result, "\n".join([
         "# FID resize: arbstyle's TF1 ResizeBilinear vs TensorFlow's", "",
-        f"Command: `{result['command']}` (in a venv with TensorFlow; {len(paths)} photos from ../shared/data/val/content, "
+        f"Command: `{result['command']}` (in a venv with TensorFlow; {len(paths)} photos from "
+        "../shared/data/val/content, "
         f"tensorflow {tf.__version__}, pixel units 0..255).", "",
         "| comparison | max abs diff | mean abs diff |", "|---|---|---|",
         f"| arbstyle.fid.resize_bilinear_tf1 vs tf.compat.v1.image.resize_bilinear | {worst_tf1:.3g} | |",

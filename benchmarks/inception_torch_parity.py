@@ -108,7 +108,8 @@ def main() -> int:
         "note": "seconds are one pass each on a shared 2-core CPU, not a benchmark of speed",
     }
     md = ["# FID Inception: arbstyle (JAX) vs the TorchScript run by torch", "",
-          f"Command: `{result['command']}` (in a venv with torch); {result['images']} photos from ../shared/data/val/content, "
+          f"Command: `{result['command']}` (in a venv with torch); {result['images']} photos from "
+          "../shared/data/val/content, "
           f"preprocessed once by `arbstyle.fid.fid_preprocess`; torch {result['torch']}, jax {result['jax']}, "
           f"{result['machine']['cpu']}.", "",
           "| figure | value |", "|---|---|"]
