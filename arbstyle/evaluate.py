@@ -263,7 +263,7 @@ def evaluate(models: Sequence, content_paths: Sequence[Path], style_paths: Seque
 
     All images are decoded (and so validated) before any model runs.
     """
-    from tqdm import tqdm
+    from arbstyle.progress import Progress
 
     contents = [prepare_content(p, size) for p in content_paths]
     styles = [load_image(p, max_side=max(1024, size)) for p in style_paths]
@@ -287,13 +287,13 @@ def evaluate(models: Sequence, content_paths: Sequence[Path], style_paths: Seque
         prepared.append(handles or styles)
 
     total = len(models) * len(contents) * len(styles)
-    bar = tqdm(total=total, desc="evaluate", unit="pair", dynamic_ncols=True, disable=not progress)
+    bar = Progress(total, desc="evaluate", unit="pairs", quiet=not progress)
     try:
         # Contents outermost: a content's reference features (relu1_2 at full size is large) live for one content.
         for ci, (content_path, content) in enumerate(zip(content_paths, contents)):
             content_ref = scorer.content_reference(content)
             for model, result, handles in zip(models, results, prepared):
-                bar.set_postfix_str(result.name, refresh=False)
+                bar.set_postfix(model=result.name)
                 for si, (style_path, style) in enumerate(zip(style_paths, handles)):
                     start = time.perf_counter()
                     output = model.stylize(content, style)
@@ -469,6 +469,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="contact sheet tile size in pixels (default %(default)s)")
     parser.add_argument("--outputs-only", action="store_true",
                         help="contact sheets without the input photos and paintings (safe to publish)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -516,7 +517,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     load_before = os.getloadavg()
     result = evaluate(models, content_paths, style_paths, size=args.size, sheet_rows=args.sheet_rows,
-                      sheet_cols=args.sheet_cols, tile=args.tile)
+                      sheet_cols=args.sheet_cols, tile=args.tile, progress=not args.quiet)
     command = command_line(args)
     settings = {
         "size": args.size, "contents": len(content_paths), "styles": len(style_paths),

@@ -234,10 +234,9 @@ def optimize(content: np.ndarray, styles: Sequence[np.ndarray], style_weights: S
         opt_state = tx.init(z)
         (_, terms), grad = value_and_grad(z, *args)
         record(0, terms)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=steps, desc=f"optimize ({optimizer})", unit="step", dynamic_ncols=True)
+    from arbstyle.progress import Progress
+
+    bar = Progress(steps, desc=f"optimize ({optimizer})", unit="steps", quiet=not progress)
     t0 = time.perf_counter()
     try:
         for k in range(1, steps + 1):
@@ -252,14 +251,12 @@ def optimize(content: np.ndarray, styles: Sequence[np.ndarray], style_weights: S
             values = record(k, terms)
             if not all(math.isfinite(v) for v in values.values()):
                 raise FloatingPointError(f"loss became non-finite at step {k}: {values}")
-            if bar is not None:
-                bar.set_postfix_str(_postfix(values), refresh=False)
-                bar.update(1)
+            bar.set_postfix(**{key: values[key] for key in ("total", "content", "style", "tv")})
+            bar.update(1)
             if callback is not None and callback(k, values):
                 break
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     history["seconds"] = [time.perf_counter() - t0]
     history["evaluations"] = [lbfgs.evaluations if optimizer == "lbfgs" else history["step"][-1] + 1]
 
@@ -267,10 +264,6 @@ def optimize(content: np.ndarray, styles: Sequence[np.ndarray], style_weights: S
     if preserve_color:
         image = transfer_luminance(image, content)
     return image, history
-
-
-def _postfix(values: dict[str, float]) -> str:
-    return " ".join(f"{key}={values[key]:.3g}" for key in ("total", "content", "style", "tv"))
 
 
 # ----------------------------------------------------------------------------------------------------- CLI
@@ -305,6 +298,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"total variation weight (default {defaults.tv_weight:g})")
     parser.add_argument("--pooling", choices=("avg", "max"), default=defaults.pooling, help="VGG pooling")
     parser.add_argument("--seed", type=int, default=0, help="seed for noise initialisation")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -341,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         image, history = optimize(content, styles, args.style_weights, size=args.size, steps=args.steps,
                                   optimizer=args.optimizer, init=args.init, preserve_color=args.preserve_color,
-                                  loss_config=config, seed=args.seed, learning_rate=args.lr, progress=True)
+                                  loss_config=config, seed=args.seed, learning_rate=args.lr,
+                                  progress=not args.quiet)
     except ValueError as err:
         raise CLIError(f"{args.content}: {err}") from None
     save_image(image, output)

@@ -6,10 +6,12 @@ is not a terminal, `Progress` writes a line every `every_seconds` (and at the en
     2026-12-02 14:03:11 evaluate: 120/1892 pairs (6.3%), 1.52 pairs/s, ETA 0:19:26, model=magenta-mobile
 
 Every long command (train, evaluate, optimize, data build, learn, video) uses this one helper; `quiet=True`
-silences it.
+silences it. `ARBSTYLE_PROGRESS_SECONDS` sets the default interval between lines (e.g. 300 for a long run's log,
+0 for a line per update).
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -18,12 +20,30 @@ from typing import IO, TypeVar
 
 T = TypeVar("T")
 
+DEFAULT_EVERY_SECONDS = 30.0
+
 
 def _duration(seconds: float) -> str:
     return str(timedelta(seconds=int(round(seconds))))
 
 
-def _is_terminal(stream: IO) -> bool:
+def default_every_seconds() -> float:
+    """$ARBSTYLE_PROGRESS_SECONDS when set (a number >= 0), else 30."""
+    text = os.environ.get("ARBSTYLE_PROGRESS_SECONDS", "").strip()
+    if not text:
+        return DEFAULT_EVERY_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also rejects nan
+        from arbstyle.cli import CLIError
+
+        raise CLIError(f"ARBSTYLE_PROGRESS_SECONDS: expected a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def is_terminal(stream: IO) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
@@ -34,18 +54,19 @@ class Progress:
     """A progress counter. Use as a context manager (or call close()); update(n) after each unit of work."""
 
     def __init__(self, total: int | None = None, desc: str = "", unit: str = "it", *, initial: int = 0,
-                 quiet: bool = False, stream: IO | None = None, every_seconds: float = 30.0):
+                 quiet: bool = False, stream: IO | None = None, every_seconds: float | None = None):
         self.total, self.desc, self.unit = total, desc, unit
         self.n = initial
         self.stream = sys.stderr if stream is None else stream
-        self.every_seconds = every_seconds
+        self.every_seconds = default_every_seconds() if every_seconds is None else every_seconds
         self.quiet = quiet
         self.postfix: dict[str, str] = {}
         self._start_n = initial
+        self._line_n: int | None = None  # the count the last line showed
         self._start = self._last_line = time.monotonic()
         self._closed = False
         self._bar = None
-        if not quiet and _is_terminal(self.stream):
+        if not quiet and is_terminal(self.stream):
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream,
@@ -98,7 +119,7 @@ class Progress:
         return (f"{self.desc}: " if self.desc else "") + ", ".join(parts)
 
     def _line(self) -> None:
-        self._last_line = time.monotonic()
+        self._last_line, self._line_n = time.monotonic(), self.n
         print(f"{datetime.now():%Y-%m-%d %H:%M:%S} {self.format_line()}", file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -107,7 +128,7 @@ class Progress:
         self._closed = True
         if self._bar is not None:
             self._bar.close()
-        elif not self.quiet:
+        elif not self.quiet and self._line_n != self.n:  # the closing line, unless the last one said the same
             self._line()
 
 

@@ -478,7 +478,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     from arbstyle import data, images
     from arbstyle.model import build_model
     from arbstyle.nets.vgg import load_vgg16
-    from arbstyle.tensorboard import SummaryWriter
+    from arbstyle.progress import Progress
+    from arbstyle.tensorboard import RunLog
 
     workdir = Path(workdir).expanduser().absolute()
     primary = parallel.is_primary()
@@ -568,7 +569,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     pairs = sample_pairs(data_cfg, tc.num_samples, config.seed, table) if tc.num_samples else None
     pairs_on_mesh = parallel.replicate(pairs, mesh) if pairs is not None else None
 
-    writer = SummaryWriter(workdir / "tensorboard", enabled=primary)
+    writer = RunLog(workdir / "tensorboard", enabled=primary)
+    writer.config(config.to_dict(), start)
     metrics_log = MetricsLog(workdir / METRICS_FILE, enabled=primary)
     last_checkpoint = start if resuming else None
 
@@ -597,11 +599,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
 
     losses: dict[int, float] = {}
     status = "done"
-    bar = None
-    if primary and tc.progress and start < tc.steps:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=tc.steps, initial=start, unit="step", dynamic_ncols=True, desc="train")
+    bar = Progress(tc.steps, desc="train", unit="steps", initial=start,
+                   quiet=not (primary and tc.progress and start < tc.steps))
     window: dict[str, float] = {}
     window_start, window_steps = time.perf_counter(), 0
     step = start
@@ -623,9 +622,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
                 for key, value in host.items():
                     window[key] = window.get(key, 0.0) + float(value)
                 window_steps += 1
-                if bar is not None:
-                    bar.set_postfix(loss=f"{losses[step]:.4g}", refresh=False)
-                    bar.update(1)
+                bar.set_postfix(loss=losses[step])
+                bar.update(1)
                 if step % tc.log_every == 0 or step == tc.steps:
                     seconds = time.perf_counter() - window_start
                     scalars = {k: v / window_steps for k, v in window.items()}
@@ -645,8 +643,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
             if status == "done" and start < tc.steps:
                 write_samples(step)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         mngr.wait_until_finished()
         mngr.close()
         writer.close()
@@ -662,6 +659,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(else $JAX_COORDINATOR_ADDRESS, or a cluster JAX detects)")
     parser.add_argument("--num-processes", type=int, default=None, help="multi-process: number of processes")
     parser.add_argument("--process-id", type=int, default=None, help="multi-process: this process's index")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or progress lines "
+                        "(the same as --config.train.progress=false)")
     parser.epilog = ("Any config field can be overridden: --config.train.steps=100 --config.optimizer.learning_rate "
                      "1e-4. Values are parsed as the type of the field they replace.")
     parser.set_defaults(config_overrides=[])
@@ -689,6 +688,8 @@ def run(args) -> int:
         config = experiment.load_config(args.config, args.config_overrides)
     except experiment.ConfigError as err:
         raise CLIError(str(err)) from None
+    if args.quiet:
+        config.train.progress = False
     if parallel.is_primary():
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     else:

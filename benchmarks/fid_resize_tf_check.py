@@ -1,10 +1,10 @@
 """Is arbstyle.fid.resize_bilinear_tf1 the resize the 2015 FID graph ran? Compare it with TensorFlow's own
 `tf.compat.v1.image.resize_bilinear` (align_corners=False, half_pixel_centers=False: the op in that graph).
 
-TensorFlow is a benchmark-only tool here, in its own venv:
+TensorFlow is a benchmark-only tool here, in a throwaway venv of its own:
 
-    python -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu pillow platformdirs
-    /tmp/tfvenv/bin/python benchmarks/fid_resize_tf_check.py
+    python -m venv ../tf-venv && ../tf-venv/bin/pip install tensorflow-cpu pillow platformdirs
+    ../tf-venv/bin/python benchmarks/fid_resize_tf_check.py
 
 Inputs: the ../shared/data/val/content photos as float pixels 0..255 (decoded by PIL here, so the venv needs
 no arbstyle dependencies beyond numpy). Also reports how far TF2's default resize (half-pixel centres) is
@@ -12,6 +12,7 @@ from the TF1 op, to show the choice matters. Writes benchmarks/results/fid_resiz
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -20,7 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from arbstyle.fid import FID_SIZE, resize_bilinear_tf1  # noqa: E402  (numpy only)
@@ -29,6 +29,11 @@ from results_io import write_results  # noqa: E402
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    try:
+        import tensorflow as tf
+    except ImportError:
+        sys.exit("this check needs TensorFlow: pip install tensorflow-cpu in a throwaway venv (see --help)")
     shared = shared_dir()
     if shared is None:
         sys.exit("this benchmark needs ../shared/data/val/content")
@@ -43,14 +48,15 @@ def main() -> int:
         worst_tf1 = max(worst_tf1, float(np.abs(ours - tf1).max()))
         worst_tf2 = max(worst_tf2, float(np.abs(tf2 - tf1).max()))
         mean_tf2.append(float(np.abs(tf2 - tf1).mean()))
-    result = {"command": "/tmp/tfvenv/bin/python benchmarks/fid_resize_tf_check.py", "images": len(paths),
+    result = {"command": "python benchmarks/fid_resize_tf_check.py", "images": len(paths),
               "tensorflow": tf.__version__,
               "ours_vs_tf1_resize_bilinear_max_abs_diff_0_255": worst_tf1,
               "tf2_default_vs_tf1_max_abs_diff_0_255": worst_tf2,
               "tf2_default_vs_tf1_mean_abs_diff_0_255": float(np.mean(mean_tf2))}
     write_results(ROOT / "benchmarks" / "results" / "fid_resize_tf_check", result, "\n".join([
         "# FID resize: arbstyle's TF1 ResizeBilinear vs TensorFlow's", "",
-        f"Command: `{result['command']}` ({len(paths)} photos from ../shared/data/val/content, "
+        f"Command: `{result['command']}` (in a venv with TensorFlow; {len(paths)} photos from "
+        "../shared/data/val/content, "
         f"tensorflow {tf.__version__}, pixel units 0..255).", "",
         "| comparison | max abs diff | mean abs diff |", "|---|---|---|",
         f"| arbstyle.fid.resize_bilinear_tf1 vs tf.compat.v1.image.resize_bilinear | {worst_tf1:.3g} | |",

@@ -1,10 +1,9 @@
 """Our FID features vs the TorchScript they were converted from, run by torch itself, on the same inputs.
 
-torch is a benchmark-only tool here (never an arbstyle dependency); run this with a Python that has it:
+torch is a benchmark-only tool here (never an arbstyle dependency); run this in a throwaway venv that has it:
 
-    python -m venv --system-site-packages /tmp/torchvenv
-    /tmp/torchvenv/bin/pip install --no-deps /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
-    /tmp/torchvenv/bin/python benchmarks/inception_torch_parity.py [--limit N]
+    python -m venv ../torch-venv && ../torch-venv/bin/pip install -e . torch
+    ../torch-venv/bin/python benchmarks/inception_torch_parity.py [--limit N]
 
 Inputs: the ../shared/data/val/content photos through `arbstyle.fid.fid_preprocess`; the same (N, 299, 299, 3)
 arrays go to both networks (NCHW for torch). Also compares our TF1-style resize with the same sampling
@@ -27,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 import arbstyle  # noqa: E402,F401
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from arbstyle.fid import InceptionFeatures, fid_preprocess, resize_bilinear_tf1  # noqa: E402
 from arbstyle.images import load_image  # noqa: E402
@@ -38,8 +36,17 @@ from results_io import write_results  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+def import_torch():
+    try:
+        import torch
+    except ImportError:
+        sys.exit("this benchmark needs torch: pip install torch in a throwaway venv (see --help)")
+    return torch
+
+
 def torch_tf1_resize(image: np.ndarray, size: int) -> np.ndarray:
     """TF1 ResizeBilinear's sampling (source = dest * in/out, clamped) via grid_sample, to check ours against."""
+    torch = import_torch()
     h, w, _ = image.shape
     x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
     ys = torch.arange(size, dtype=torch.float64) * (h / size)
@@ -53,9 +60,10 @@ def torch_tf1_resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--limit", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N photos")
     args = parser.parse_args()
+    torch = import_torch()
     shared = shared_dir()
     if shared is None:
         sys.exit("this benchmark needs ../shared/data/val/content")
@@ -85,7 +93,7 @@ def main() -> int:
     resize_diff = max(float(np.abs(resize_bilinear_tf1(im * 255, (299, 299)) - torch_tf1_resize(im * 255, 299)).max())
                       for im in images)
     result = {
-        "command": "/tmp/torchvenv/bin/python benchmarks/inception_torch_parity.py"
+        "command": "python benchmarks/inception_torch_parity.py"
                    + (f" --limit {args.limit}" if args.limit else ""),
         "images": len(paths), "torch": torch.__version__, "jax": jax.__version__,
         "machine": {"cpu": next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
@@ -100,7 +108,8 @@ def main() -> int:
         "note": "seconds are one pass each on a shared 2-core CPU, not a benchmark of speed",
     }
     md = ["# FID Inception: arbstyle (JAX) vs the TorchScript run by torch", "",
-          f"Command: `{result['command']}`; {result['images']} photos from ../shared/data/val/content, "
+          f"Command: `{result['command']}` (in a venv with torch); {result['images']} photos from "
+          "../shared/data/val/content, "
           f"preprocessed once by `arbstyle.fid.fid_preprocess`; torch {result['torch']}, jax {result['jax']}, "
           f"{result['machine']['cpu']}.", "",
           "| figure | value |", "|---|---|"]

@@ -15,7 +15,10 @@ What is timed (one optimizer step, wall time, median of --steps timed steps afte
   ghiasi2017 step. The PyTorch side has no Inception here, so this row is JAX alone.
 
 The two engines alternate step by step, so both see the same machine load (this machine is shared: the load average
-is recorded). torch is a benchmark-only dependency (pip install torch==2.13.0 picks up the local CPU wheel).
+is recorded). torch is a benchmark-only dependency, never arbstyle's: run this in a throwaway venv that has it,
+
+    python -m venv ../torch-venv && ../torch-venv/bin/pip install -e . torch
+    ../torch-venv/bin/python benchmarks/train_bench.py --quick
 Results: benchmarks/results/train_bench.{json,md}.
 """
 from __future__ import annotations
@@ -313,8 +316,7 @@ def markdown(result: dict) -> str:
         "first-step losses above are the same computation in each). `arbitrary`: plus the Inception-v3 predictor "
         "(to Mixed_6e) trained end to end, as in experiments/ghiasi2017.py; JAX only.",
         "",
-        "GPU throughput and the fraction of peak FLOP/s at 256 px, batch 8 and 32, could not be measured: no GPU "
-        "was lent to this session.",
+        "GPU throughput and the fraction of peak FLOP/s at 256 px, batch 8 and 32: not measured on a GPU yet.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -329,6 +331,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.batch, args.steps = [64], 2, 2
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        sys.exit("this benchmark needs torch: pip install torch in a throwaway venv (see --help)")
     load = os.getloadavg()
     info = {"machine": machine(), "load_average": load, "steps": args.steps,
             "command": "python benchmarks/train_bench.py " + " ".join(sys.argv[1:])}

@@ -4,7 +4,7 @@ Real images, few of them: the validation photos and paintings of ../shared/data 
 datasets build in seconds; the full training folders are what experiments/shared_data.py uses). 64 px crops,
 batch 2, a quarter-width transformer, and the Inception stem (to MaxPool_5a_3x3) as the style predictor's trunk.
 
-    arbstyle train --config experiments/smoke.py --workdir /tmp/arbstyle-smoke
+    arbstyle train --config experiments/smoke.py --workdir runs/smoke
 """
 import ml_collections
 

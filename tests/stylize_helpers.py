@@ -1,6 +1,6 @@
 """A tiny random-init arbitrary-style model for fast tests of the stylize API, CLI and tiling.
 
-Real architecture (the lead's build_model), small: the transformer at Magenta's mobile width (alpha 0.25) and an
+Real architecture (arbstyle.model.build_model), small: the transformer at Magenta's mobile width (alpha 0.25) and an
 Inception stem (to MaxPool_5a) as the predictor trunk. Random init gives near-constant embeddings, so the
 bottleneck's init is 10x larger, so that different styles give visibly different outputs (otherwise option
 tests could pass vacuously).

@@ -98,12 +98,12 @@ def test_bad_overrides_are_one_line_errors(override, message):
 def test_the_command_line_takes_both_override_spellings():
     from arbstyle.cli import build_parser
 
-    argv = ["train", "--config", "experiments/smoke.py", "--workdir", "/tmp/w", "--config.train.steps=5",
+    argv = ["train", "--config", "experiments/smoke.py", "--workdir", "runs/w", "--config.train.steps=5",
             "--config.optimizer.learning_rate", "0.01"]
     built = build_parser(argv)
     parser = built[0] if isinstance(built, tuple) else built
     args = parser.parse_args(argv)
-    assert args.config == "experiments/smoke.py" and args.workdir == "/tmp/w"
+    assert args.config == "experiments/smoke.py" and args.workdir == "runs/w"
     assert args.config_overrides == ["train.steps=5", "optimizer.learning_rate=0.01"]
     assert split_override_args(["--config.a.b", "1", "--other"]) == (["a.b=1"], ["--other"])
 

@@ -29,7 +29,7 @@ import pytest
 from flax import nnx
 
 from arbstyle import checkpoints
-from arbstyle.tensorboard import event_files, read_events
+from tb_events import event_files, scalars
 from test_data_samples import real_images, write_folder
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,12 +83,8 @@ def _train(setup, workdir, *extra, env=None, check=True):
 
 
 def _losses(workdir) -> dict[int, float]:
-    out = {}
-    for path in event_files(Path(workdir) / "tensorboard"):
-        for event in read_events(path):
-            if "loss/total" in event["scalars"]:
-                out[event["step"]] = event["scalars"]["loss/total"]
-    return out
+    """Per-step losses as TensorBoard shows them (after a resume, the restarted run's values for repeated steps)."""
+    return scalars(Path(workdir) / "tensorboard", "loss/total")
 
 
 def _model(workdir, step) -> dict[str, np.ndarray]:

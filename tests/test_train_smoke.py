@@ -9,7 +9,7 @@ import pytest
 
 from arbstyle import checkpoints, images
 from arbstyle.cli import main
-from arbstyle.tensorboard import event_files, read_events
+from tb_events import event_files, load
 
 SMOKE = Path(__file__).resolve().parent.parent / "experiments" / "smoke.py"
 
@@ -21,11 +21,9 @@ def test_smoke_config_lowers_the_loss_and_writes_everything(shared, tmp_path, ca
     out = capsys.readouterr().out
     assert "done: step 12 (started at 0)" in out
 
-    losses = {}
-    [events] = event_files(workdir / "tensorboard")
-    for event in read_events(events):
-        if "loss/total" in event["scalars"]:
-            losses[event["step"]] = event["scalars"]["loss/total"]
+    assert len(event_files(workdir / "tensorboard")) == 1
+    run = load(workdir / "tensorboard")
+    losses = {e.step: e.value for e in run.Scalars("loss/total")}
     assert sorted(losses) == list(range(1, 13))
     first, last = np.mean([losses[s] for s in range(1, 4)]), np.mean([losses[s] for s in range(10, 13)])
     assert last < 0.5 * first, f"loss did not go down: first 3 steps {first:.4g}, last 3 {last:.4g}"
@@ -37,5 +35,5 @@ def test_smoke_config_lowers_the_loss_and_writes_everything(shared, tmp_path, ca
     assert [g.name for g in grids] == ["step_0000006.png", "step_0000012.png"]
     grid = images.load_image(grids[-1])
     assert grid.shape == (2 * 64 + 4, 3 * 64 + 2 * 4, 3) and grid.std() > 0.05
-    tagged = [e for e in read_events(events) if "samples" in e["images"]]
-    assert [e["step"] for e in tagged] == [6, 12]
+    assert [e.step for e in run.Images("samples")] == [6, 12]
+    assert "train.steps" in run.PluginTagToContent("hparams")["_hparams_/session_start_info"].decode("latin-1")

@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     build = sub.add_parser("build", parents=[common], help="build datasets (array_record) if not built yet")
     build.add_argument("specs", nargs="+", help="dataset specs, or 'shared' for the three shared datasets")
+    build.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
     info = sub.add_parser("info", parents=[common], help="splits, sizes and skipped files of a built dataset")
     info.add_argument("spec")
 
@@ -39,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bench = sub.add_parser("bench", parents=[common, pipe], help="measure pipeline throughput")
     bench.add_argument("--steps", type=int, default=20)
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
 
 
 def _config(args):
@@ -72,14 +74,32 @@ def _grid(batch: dict) -> np.ndarray:
     return np.concatenate([top, bottom], axis=0)
 
 
+def _build(args) -> int:
+    import sys
+
+    import tensorflow_datasets as tfds
+
+    from arbstyle.data import catalog
+    from arbstyle.progress import Progress, is_terminal
+
+    if args.quiet or not is_terminal(sys.stderr):
+        tfds.disable_progress_bar()  # TFDS's own bars are carriage-return redraws: unreadable in a log file
+    specs = [s for spec in args.specs for s in (catalog.SHARED if spec == "shared" else [spec])]
+    # A line per dataset built: each one is news (building one can take minutes), so no rate limit.
+    with Progress(len(specs), desc="data build", unit="datasets", quiet=args.quiet, every_seconds=0) as bar:
+        for spec in specs:
+            bar.set_postfix(dataset=spec)
+            summary = catalog.summary(catalog.load(spec, data_dir=args.data_dir, manual_dir=args.manual_dir))
+            bar.update()
+            print(summary, flush=True)
+    return 0
+
+
 def run(args) -> int:
     from arbstyle.data import catalog, pipeline
 
     if args.data_command == "build":
-        specs = [s for spec in args.specs for s in (catalog.SHARED if spec == "shared" else [spec])]
-        for spec in specs:
-            print(catalog.summary(catalog.load(spec, data_dir=args.data_dir, manual_dir=args.manual_dir)))
-        return 0
+        return _build(args)
     if args.data_command == "info":
         builder = catalog.get_builder(args.spec, data_dir=args.data_dir)
         if not builder.is_prepared():
@@ -101,11 +121,11 @@ def run(args) -> int:
         print(f"wrote {path}: content (top) and style (bottom), {args.batch} pairs")
         return 0
     # bench: the first batch pays for thread start-up and dataset opening; time the rest.
-    from tqdm import tqdm
+    from arbstyle.progress import progress
 
     next(iterator)
     start = time.perf_counter()
-    for _ in tqdm(range(args.steps), desc="batches", leave=False):
+    for _ in progress(range(args.steps), desc="data bench", unit="batches", quiet=args.quiet):
         next(iterator)
     seconds = time.perf_counter() - start
     result = {"pairs_per_s": args.steps * args.batch / seconds, "batch": args.batch, "size": args.size,
@@ -115,13 +135,3 @@ def run(args) -> int:
           f"{args.steps} batches in {seconds:.2f} s)")
     return 0
 
-
-if __name__ == "__main__":  # `python -m arbstyle.data.command ...` until the lead wires `arbstyle data`
-    import sys
-
-    import arbstyle  # noqa: F401  (XLA flags first)
-
-    _parser = argparse.ArgumentParser(prog="arbstyle data", description=__doc__,
-                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(_parser)
-    sys.exit(run(_parser.parse_args()))

@@ -1,8 +1,7 @@
 """Regenerate the torch archives that tests/test_torchzip.py reads (needs torch; run by hand, not by the tests).
 
-    python -m venv --system-site-packages /tmp/torchvenv
-    /tmp/torchvenv/bin/pip install --no-deps /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl
-    /tmp/torchvenv/bin/python tests/data/torchzip/make_fixture.py
+    python -m venv ../torch-venv && ../torch-venv/bin/pip install torch numpy     # a throwaway venv
+    ../torch-venv/bin/python tests/data/torchzip/make_fixture.py
 
 Writes `checkpoint.pt` (torch.save of a nested dict: many dtypes, a transposed view, a slice with a storage
 offset, two views of one storage), `script.pt` (torch.jit.save of a small scripted module) and `expected.npz`,
