@@ -42,6 +42,10 @@ def base_config() -> ml_collections.ConfigDict:
         "content_layers": loss.content_layers, "style_layers": loss.style_layers,
         "content_weight": loss.content_weight, "style_weight": loss.style_weight, "tv_weight": loss.tv_weight,
         "pooling": loss.pooling,
+        # > 0: the style's Gram targets come from the style image resized to this side (the predictor still sees
+        # it at data.style_size). Matching the content crop keeps the texture scale of 256/256 training at small
+        # crops, and costs a quarter of the VGG pass of a 256 px style at 128.
+        "style_size": 0,
     })
     # Adam as in Magenta (tf.train.AdamOptimizer defaults; learning rate 1e-5; no clipping). "sgd" (with optional
     # momentum) exists for comparisons where Adam's per-weight normalisation would amplify rounding noise: weights

@@ -294,7 +294,17 @@ def split_for_training(model: nnx.Module, freeze: tuple[str, ...] = ()):
     return graphdef, eval_graphdef, keep, filters, pieces
 
 
-def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Callable, arbitrary: bool):
+def style_grams(vgg, style, layers, size: int = 0) -> dict:
+    """Gram targets of a style batch, from the images resized to size x size first when size > 0."""
+    from arbstyle import losses
+
+    if size and style.shape[1:3] != (size, size):
+        style = jax.image.resize(style, (style.shape[0], size, size, style.shape[3]), "linear", antialias=True)
+    return {k: losses.gram_matrix(v) for k, v in vgg(style, layers).items()}
+
+
+def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Callable, arbitrary: bool,
+                    style_size: int = 0):
     """state, vgg_state, batch -> new state, metrics. A non-finite loss or gradient leaves the state unchanged."""
     from arbstyle import losses
 
@@ -306,7 +316,7 @@ def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Call
         vgg = nnx.merge(vgg_graphdef, vgg_state)
         content, style = batch["content"], batch["style"]
         content_feats = vgg(content, content_layers)
-        grams = {k: losses.gram_matrix(v) for k, v in vgg(style, style_layers).items()}
+        grams = style_grams(vgg, style, style_layers, style_size)
         condition = style if arbitrary else batch["style_id"]
 
         def loss_fn(model):
@@ -328,7 +338,7 @@ def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Call
     return step
 
 
-def make_sample_fn(eval_graphdef, vgg_graphdef, losses_cfg, arbitrary: bool):
+def make_sample_fn(eval_graphdef, vgg_graphdef, losses_cfg, arbitrary: bool, style_size: int = 0):
     """state, vgg_state, pairs -> (stylized pairs, loss breakdown on them): the sample grid and the held-out loss."""
     from arbstyle import losses
 
@@ -339,7 +349,7 @@ def make_sample_fn(eval_graphdef, vgg_graphdef, losses_cfg, arbitrary: bool):
         model = nnx.merge(eval_graphdef, state["params"], state["frozen"], state["batch_stats"], state["other"])
         vgg = nnx.merge(vgg_graphdef, vgg_state)
         stylized = model(pairs["content"], pairs["style"] if arbitrary else pairs["style_id"])
-        grams = {k: losses.gram_matrix(v) for k, v in vgg(pairs["style"], style_layers).items()}
+        grams = style_grams(vgg, pairs["style"], style_layers, style_size)
         _, breakdown = losses.perceptual_loss(vgg, stylized, vgg(pairs["content"], content_layers), grams, losses_cfg)
         return stylized, breakdown
     return sample
@@ -561,10 +571,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     vgg_graphdef, vgg_state = nnx.split(load_vgg16(config.loss.pooling))
     vgg_state = parallel.replicate(vgg_state, mesh)
     arbitrary = model_cfg["predictor"] != "table"
-    step_fn = jax.jit(make_train_step(graphdef, vgg_graphdef, tx, schedule, loss_config(config.loss), keep, arbitrary),
+    step_fn = jax.jit(make_train_step(graphdef, vgg_graphdef, tx, schedule, loss_config(config.loss), keep, arbitrary,
+                                      config.loss.style_size),
                       in_shardings=(repl, repl, parallel.batch_sharding(mesh)), out_shardings=(repl, repl),
                       donate_argnums=(0,))
-    sample_fn = jax.jit(make_sample_fn(eval_graphdef, vgg_graphdef, loss_config(config.loss), arbitrary),
+    sample_fn = jax.jit(make_sample_fn(eval_graphdef, vgg_graphdef, loss_config(config.loss), arbitrary,
+                                       config.loss.style_size),
                         in_shardings=(repl, repl, repl), out_shardings=repl)
     pairs = sample_pairs(data_cfg, tc.num_samples, config.seed, table) if tc.num_samples else None
     pairs_on_mesh = parallel.replicate(pairs, mesh) if pairs is not None else None

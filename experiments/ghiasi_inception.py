@@ -48,6 +48,7 @@ def get_config(size: str = "128") -> ml_collections.ConfigDict:
     # The style is seen at the predictor's training size whatever the content crop: its embedding should not
     # depend on the crop size of the photos it is later applied to.
     c.data.style_size = 256
+    c.loss.style_size = size  # Gram targets at the content's scale (see base_config)
     c.data.style_augment = True
     c.data.num_threads = 2
 
@@ -56,7 +57,7 @@ def get_config(size: str = "128") -> ml_collections.ConfigDict:
     c.optimizer.schedule = "cosine"
     c.optimizer.warmup_steps = 50 if size <= 128 else 0
     c.train.batch_size = 8
-    c.train.steps = 900 if size <= 128 else 200
+    c.train.steps = 400 if size <= 128 else 150
     c.train.log_every = 10
     c.train.checkpoint_every = 100
     c.train.keep_checkpoints = 3

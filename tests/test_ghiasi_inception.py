@@ -26,7 +26,8 @@ def test_two_steps_train_only_the_bottleneck(shared, tmp_path, capsys):
     args = ["train", "--config", str(CONFIG), "--workdir", str(workdir), "--config.train.progress=false",
             f"--config.data.content={val / 'content'}", f"--config.data.style={val / 'styles'}",
             "--config.data.eval_content=", "--config.data.eval_style=",
-            "--config.data.content_size=32", "--config.data.style_size=96", "--config.data.style_resize_extra=(2, 16)",
+            "--config.data.content_size=32", "--config.data.style_size=96", "--config.loss.style_size=32",
+            "--config.data.style_resize_extra=(2, 16)",
             "--config.train.batch_size=2", "--config.train.steps=2", "--config.train.log_every=1",
             "--config.train.checkpoint_every=1", "--config.train.num_samples=2", "--config.train.sample_every=1",
             "--config.optimizer.warmup_steps=0"]
