@@ -8,8 +8,9 @@
 
 Magenta's own predictor for that transformer was trained end to end for millions of steps; its weights are not
 available. Mapping our ImageNet trunk's pooled features into the transformer's embedding space is a small problem:
-a small head learns at 1e-3, not the paper's 1e-5, and most steps use 128 px crops (a quarter of the work of
-256 px), the last ones 256 px.
+a small head learns at 1e-2, not the paper's 1e-5: the pooled Mixed_6e features are small (about 0.05 per
+channel, mean and spread alike, measured on 176 training styles), so a kernel step of lr moves the embedding by
+only ~0.05 * lr per feature. Most steps use 128 px crops (a quarter of the work of 256 px), the last ones 256 px.
 
     # stage 1: 128 px crops
     arbstyle train --config experiments/ghiasi_inception.py --workdir runs/ghiasi_128
@@ -53,11 +54,11 @@ def get_config(size: str = "128") -> ml_collections.ConfigDict:
     c.data.num_threads = 2
 
     c.train.freeze = FROZEN
-    c.optimizer.learning_rate = 1e-3 if size <= 128 else 3e-4
+    c.optimizer.learning_rate = 1e-2 if size <= 128 else 2e-3
     c.optimizer.schedule = "cosine"
-    c.optimizer.warmup_steps = 50 if size <= 128 else 0
+    c.optimizer.warmup_steps = 20 if size <= 128 else 0
     c.train.batch_size = 8
-    c.train.steps = 400 if size <= 128 else 150
+    c.train.steps = 300 if size <= 128 else 100
     c.train.log_every = 10
     c.train.checkpoint_every = 100
     c.train.keep_checkpoints = 3
