@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -27,6 +29,12 @@ MIN_SIDE = 8
 DEFAULT_MAX_PIXELS = 2**27
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+# Temporary files of atomic writes are `.<name>.<8 random characters>.tmp` (tempfile.mkstemp) beside the
+# target. A process killed with SIGKILL cannot remove its own; later writes of the same name remove those older
+# than this process (a newer one may belong to a run still writing).
+_STARTED = time.time()
+_TEMP_RANDOM = re.compile(r"[a-z0-9_]{8}")
 
 
 class ImageError(ValueError):
@@ -255,6 +263,37 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+def temp_file(path: Path) -> tuple[int, str]:
+    """mkstemp beside `path` under the name pattern that `remove_stale_temps` recognises."""
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def remove_stale_temps(*paths) -> int:
+    """Delete temp files of interrupted atomic writes of these targets (our name pattern only, and only those
+    older than this process); one listing per folder. Returns how many were removed."""
+    by_folder: dict[Path, set[str]] = {}
+    for path in map(Path, paths):
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    removed = 0
+    for folder, names in by_folder.items():
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            parts = entry.name.split(".")  # "", <name parts...>, <random>, "tmp"
+            if (len(parts) < 4 or parts[0] or parts[-1] != "tmp" or not _TEMP_RANDOM.fullmatch(parts[-2])
+                    or ".".join(parts[1:-2]) not in names):
+                continue
+            try:
+                if entry.is_file() and not entry.is_symlink() and entry.stat().st_mtime < _STARTED:
+                    entry.unlink()
+                    removed += 1
+            except OSError:
+                pass  # gone already, or not ours to remove
+    return removed
+
+
 def save_image(image, path, *, quality: int = 95) -> Path:
     """Write a float [0, 1] or uint8 array, or a PIL image, to `path` atomically; format from the extension.
 
@@ -276,9 +315,10 @@ def save_image(image, path, *, quality: int = 95) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ImageError(path, f"cannot create output folder: {err.strerror or err}") from None
+    remove_stale_temps(path)
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp_name = temp_file(path)
         with os.fdopen(fd, "wb") as handle:
             pil.save(handle, format=fmt, **options)
             handle.flush()

@@ -9,7 +9,6 @@ import argparse
 import glob
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -263,6 +262,8 @@ def run_stylize(args) -> int:
 
     _check_numbers(args)
     jobs, styles, weights = plan_jobs(args)
+    # leftovers of a run killed mid-write (kill -9 cannot be caught), also beside outputs that will be skipped
+    images.remove_stale_temps(*(path for job in jobs for path in job.outputs))
     skipped = 0
     if not args.overwrite:
         for job in jobs:
@@ -331,7 +332,8 @@ def add_arguments_embed(parser: argparse.ArgumentParser) -> None:
 def write_embeddings(path: Path, names: list[str], vectors: np.ndarray, model: str) -> None:
     """Atomic .npz write: names as a unicode array (loads without pickle), embeddings (N, D) float32."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    images.remove_stale_temps(path)
+    fd, tmp = images.temp_file(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, names=np.asarray(names, dtype=str), embeddings=np.asarray(vectors, np.float32),
