@@ -294,6 +294,25 @@ def remove_stale_temps(*paths) -> int:
     return removed
 
 
+def check_writable(path) -> None:
+    """Refuse, before any work, an output file that could not be written: its folder (or the nearest folder
+    that exists, where the missing ones would be created) must take a new file. Nothing is left behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(path, "is a folder; give an output file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ImageError(path, f"cannot write: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".arbstyle-write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ImageError(path, f"cannot write in {folder}: {err.strerror or err}") from None
+
+
 def save_image(image, path, *, quality: int = 95) -> Path:
     """Write a float [0, 1] or uint8 array, or a PIL image, to `path` atomically; format from the extension.
 

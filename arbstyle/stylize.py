@@ -28,7 +28,7 @@ DEFAULT_ACTIVATIONS = "float"
 STYLE_SIZE = 256  # the predictor was trained on 256 px styles
 # Untiled forwards (batch x pixels) may use this share of physical memory; beyond it, exact tiling.
 MEMORY_FRACTION = 0.4
-MIN_TILE = 64  # below this, halos cost more than the tiles themselves: the image is too large for the limits
+MIN_TILE = 16  # smallest tile side fitted under the per-buffer limit (a multiple of the stream's 4 x stride grid)
 MAX_BATCH = 8  # larger batches of one content gain nothing on a CPU
 STEPS_PER_OCTAVE = 8  # size buckets: padding is at most 1/8 of a side
 
@@ -286,15 +286,14 @@ class Stylizer:
         height, width = content.shape[:2]
         if min(height, width) < images.MIN_SIDE:
             raise ValueError(f"content is {width}x{height}; each side must be at least {images.MIN_SIDE}")
-        padded_shape = (bucket_side(height), bucket_side(width)) if self.bucket else (height, width)
+        padded_shape = self.padded_shape(height, width)
         self.check_size(height, width)
         footprint = None
         if self.tile_above is not None and tile is None:
             use_tiles = height * width > self.tile_above
         else:
             footprint = self.footprint(*padded_shape)
-            use_tiles = tile if tile is not None else (footprint.largest > self.max_buffer
-                                                       or footprint.total > self.memory_budget)
+            use_tiles = tile if tile is not None else self._over_limits(footprint)
         if use_tiles and self.exact:
             raise ValueError(f"a {width}x{height} content needs tiled inference, which exact (quantized) "
                              "activations do not support; use float activations (the default)")
@@ -330,6 +329,19 @@ class Stylizer:
 
     # ------------------------------------------------------------------ memory
 
+    def padded_shape(self, height: int, width: int) -> tuple[int, int]:
+        return (bucket_side(height), bucket_side(width)) if self.bucket else (height, width)
+
+    def needs_tiling(self, height: int, width: int) -> bool:
+        """Whether `tile=None` tiles an HxW content: its untiled program's largest buffer is over `max_buffer`,
+        or its total over `memory_budget` (or, with `tile_above`, its pixel count over that)."""
+        if self.tile_above is not None:
+            return height * width > self.tile_above
+        return self._over_limits(self.footprint(*self.padded_shape(height, width)))
+
+    def _over_limits(self, footprint) -> bool:
+        return footprint.largest > self.max_buffer or footprint.total > self.memory_budget
+
     def footprint(self, height: int, width: int):
         """Largest buffer and total memory of the untiled forward of one HxW content, from its compiled program."""
         style = self._heads(self._heads_state, jnp.zeros((1, self.embedding_dim), jnp.float32))
@@ -339,7 +351,7 @@ class Stylizer:
         """The largest tile side, up to `self.tile`, whose windows stay under the per-buffer limit."""
         per_pixel = footprint.largest / (shape[0] * shape[1])
         window = math.isqrt(int(self.max_buffer / per_pixel))
-        side = min(self.tile, (window - 2 * CONTRACT_HALO) // MIN_TILE * MIN_TILE)
+        side = min(self.tile, (window - 2 * CONTRACT_HALO) // MIN_TILE * MIN_TILE)  # tiled() rounds self.tile
         if side < MIN_TILE:
             raise ValueError(f"even {MIN_TILE} px tiles exceed the per-buffer limit of {self.max_buffer} bytes")
         return side

@@ -631,6 +631,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    if args.num_processes is not None and args.num_processes < 1:
+        raise CLIError(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.process_id is not None and (args.process_id < 0 or (args.num_processes is not None
+                                                                 and args.process_id >= args.num_processes)):
+        raise CLIError(f"--process-id must be >= 0 and below --num-processes, got {args.process_id}")
     try:
         parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     except ValueError as err:
