@@ -2,8 +2,9 @@
 
 A Stylizer wraps one arbitrary-style model (style predictor + CIN heads + transformer) with jitted functions that
 are compiled once per shape and reused: content sizes are rounded up to a small ladder of buckets (reflect-padded,
-cropped back) so that a folder of mixed sizes compiles a handful of times; contents whose untiled forward would
-not fit the memory budget go through the exact tiled forward of `arbstyle.tiling`, in bounded memory.
+cropped back) so that a folder of mixed sizes compiles a handful of times; contents whose untiled program would
+need a buffer over the backend's per-buffer limit, or more than the memory budget, go through the exact tiled
+forward of `arbstyle.tiling`, in bounded memory.
 """
 from __future__ import annotations
 

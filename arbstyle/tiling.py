@@ -166,7 +166,7 @@ class TransformerRunner:
     def __call__(self, content, style: dict) -> np.ndarray:
         """Untiled forward: content (B, H, W, 3) float in [0, 1], style: CIN parameters -> (B, H, W, 3)."""
         compiled, _ = self._compile_untiled(tuple(np.shape(content)), style)
-        return compiled(self._state, jnp.asarray(content), style, None, jnp.zeros(4, jnp.int32))
+        return compiled(self._state, jnp.asarray(content, jnp.float32), style, None, jnp.zeros(4, jnp.int32))
 
     def footprint(self, shape: tuple[int, ...], style: dict) -> Footprint:
         """Memory the untiled forward of a (B, H, W, 3) content would take, read from its compiled program.
