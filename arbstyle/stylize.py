@@ -225,6 +225,8 @@ class Stylizer:
         """Content as float32 HxWx3 at its working size: short side `content_size`, long side at most `max_size`."""
         arr = _as_array(content, max_side=None if content_size else max_size)
         if content_size:
+            scale = content_size / min(arr.shape[:2])
+            self.check_size(round(arr.shape[0] * scale), round(arr.shape[1] * scale))  # before allocating it
             arr = images.resize_short(arr, content_size)
         if max_size and max(arr.shape[:2]) > max_size:
             arr = images.resize_long(arr, max_size)
