@@ -214,7 +214,8 @@ def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS), help="output format (default: png, or -o's extension)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     parser.add_argument("--tiling", choices=["auto", "on", "off"], default="auto",
-                        help="exact tiled inference: auto (when an untiled pass would need over 40%% of RAM), on or off")
+                        help="exact tiled inference: auto (when an untiled pass would need a buffer over the "
+                             "backend's limit, 2 GiB on CPU, or over 40%% of RAM), on or off")
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE,
                         help=f"largest tile side for tiled inference (default {DEFAULT_TILE}; smaller uses less memory)")
     parser.add_argument("--no-bucket", action="store_true",
