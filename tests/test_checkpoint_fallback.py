@@ -4,6 +4,7 @@ model, damaged the ways a full disk or a killed copy damages them."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,7 +84,7 @@ def test_model_falls_back_to_the_newest_restorable_step(workdir, damage, caplog)
 def _stylize(workdir: Path, tmp: Path):
     save_image(photo(32, 32), tmp / "c.png")
     save_image(photo(80, 80, seed=1), tmp / "s.png")
-    env = {"PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu", "ARBSTYLE_XLA_CACHE": "off", "PATH": "/usr/bin:/bin"}
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", ARBSTYLE_XLA_CACHE="off")
     return subprocess.run([sys.executable, "-c", LAUNCHER, "stylize", str(tmp / "c.png"), "-s", str(tmp / "s.png"),
                            "-o", str(tmp / "out.png"), "--model", str(workdir), "--style-size", "80"],
                           capture_output=True, text=True, env=env, timeout=300)

@@ -47,7 +47,7 @@ def test_a_100000_x_8_style_embeds_in_bounded_memory(tmp_path):
         assert arr.shape == (256, 256, 3) and np.isfinite(arr).all(), arr.shape
         print("ok", arr.shape)
     """)
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"}
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
 
@@ -88,7 +88,7 @@ def _temps(folder: Path) -> list[Path]:
 
 
 def test_a_temp_file_stranded_by_sigkill_is_removed_by_the_next_write(tmp_path):
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     target = tmp_path / "out.png"
     stray = []
     for _ in range(5):  # the kill must land while a temp file exists; almost always the first try
