@@ -62,12 +62,43 @@ def enable_compilation_cache() -> None:
         return  # a read-only home: run uncached rather than fail
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    _drop_unreadable_entries(Path(folder))
     try:
         import filelock  # noqa: F401  (JAX needs it to bound the cache; without it the folder is unbounded)
     except ImportError:
         return
     _index_unindexed_entries(Path(folder))
     jax.config.update("jax_compilation_cache_max_size", XLA_CACHE_BYTES)
+
+
+def _drop_unreadable_entries(folder: Path) -> None:
+    """Delete a cache entry that fails to load, so that the compilation that follows writes it again.
+
+    JAX warns about an unreadable entry (truncated by a killed process, or written by another jaxlib) and then
+    never replaces it, because its writer skips keys that exist: the same warning on every run, and a compile
+    every time. Deleting it makes the warning appear once. A JAX without this function keeps its behaviour.
+    """
+    try:
+        from jax._src import compilation_cache
+    except ImportError:
+        return
+    read = getattr(compilation_cache, "get_executable_and_time", None)
+    if read is None or getattr(read, "drops_unreadable_entries", False):
+        return
+
+    def read_or_drop(cache_key, *args, **kwargs):
+        try:
+            return read(cache_key, *args, **kwargs)
+        except Exception:
+            for suffix in ("-cache", "-atime"):
+                try:
+                    (folder / f"{cache_key}{suffix}").unlink(missing_ok=True)
+                except OSError:
+                    pass  # a read-only cache: JAX keeps warning, nothing worse
+            raise
+
+    read_or_drop.drops_unreadable_entries = True
+    compilation_cache.get_executable_and_time = read_or_drop
 
 
 def _index_unindexed_entries(folder: Path) -> None:

@@ -16,8 +16,10 @@ a given) step's `model` item: nothing but config.json and that item is read.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -28,6 +30,9 @@ from flax import nnx
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
 MODEL_ITEM, TRAIN_ITEM, DATA_ITEM = "model", "train", "data"
+DAMAGED_PREFIX = "damaged-"  # a step that failed to restore is moved aside under this name by a resuming run
+
+log = logging.getLogger("arbstyle.checkpoints")
 
 
 class CheckpointError(ValueError):
@@ -63,8 +68,10 @@ def read_config(workdir: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: not found (is {workdir} a training workdir?)")
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: not valid JSON ({' '.join(str(err).split())[:200]})") from None
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read ({err.strerror or err})") from None
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise CheckpointError(f"{path}: has no 'model' config")
     return config
@@ -117,6 +124,54 @@ def available_steps(workdir: str | os.PathLike) -> list[int]:
                   and (p / "_CHECKPOINT_METADATA").is_file())
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:240]}" if text else type(err).__name__
+
+
+def restore_newest(workdir: str | os.PathLike, restore: Callable[[int], object], *, what: str = "checkpoint"
+                   ) -> tuple[int, object, list[int]]:
+    """Call `restore(step)` on the newest step, falling back to older ones while it raises.
+
+    A damaged step (a truncated array file, an empty _METADATA, a truncated optimizer state) is skipped with one
+    warning line naming it and the reason. Returns (step, what `restore` returned, the skipped steps); with no
+    step that restores, raises CheckpointError (one line).
+    """
+    steps = available_steps(workdir)
+    if not steps:
+        raise CheckpointError(f"{checkpoint_dir(workdir)}: no checkpoints")
+    skipped, reasons = [], []
+    for step in reversed(steps):
+        try:
+            result = restore(step)
+        except (KeyboardInterrupt, SystemExit, MemoryError):
+            raise
+        except Exception as err:  # noqa: BLE001  (Orbax and TensorStore raise many types for damaged files)
+            reason = _one_line(err)
+            log.warning("%s: skipped, cannot restore this %s (%s)", checkpoint_dir(workdir) / str(step), what, reason)
+            skipped.append(step)
+            reasons.append(reason)
+            continue
+        if skipped:
+            log.warning("%s: using step %d instead of %s", checkpoint_dir(workdir), step,
+                        ", ".join(map(str, skipped)))
+        return step, result, skipped
+    raise CheckpointError(f"{checkpoint_dir(workdir)}: no checkpoint restores (steps {steps}; newest: "
+                          f"{reasons[0]})")
+
+
+def set_aside(workdir: str | os.PathLike, step: int) -> Path:
+    """Rename a damaged step out of the manager's sight (kept for inspection), so that it can be written again."""
+    source = checkpoint_dir(workdir) / str(step)
+    target = source.with_name(f"{DAMAGED_PREFIX}{step}")
+    index = 1
+    while target.exists():
+        index += 1
+        target = source.with_name(f"{DAMAGED_PREFIX}{step}.{index}")
+    source.rename(target)
+    return target
+
+
 def _step(workdir, step: int | None) -> int:
     steps = available_steps(workdir)
     if not steps:
@@ -136,9 +191,11 @@ def _restore_model_item(workdir, step: int, target) -> dict:
             metadata = mngr.item_metadata(step)[MODEL_ITEM]
             target = abstract_like(metadata, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
         restored = mngr.restore(step, args=ocp.args.Composite(**{MODEL_ITEM: ocp.args.StandardRestore(target)}))
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as err:  # noqa: BLE001  (Orbax and TensorStore raise many types for damaged files)
         raise CheckpointError(f"{checkpoint_dir(workdir) / str(step)}: cannot restore the model "
-                              f"({' '.join(str(err).split())[:300]})") from None
+                              f"({_one_line(err)})") from None
     finally:
         mngr.close()
     return restored[MODEL_ITEM]
@@ -151,12 +208,19 @@ def read_model_arrays(workdir: str | os.PathLike, step: int | None = None) -> di
 
 
 def restore_model_state(workdir: str | os.PathLike, model: nnx.Module, step: int | None = None) -> int:
-    """Fill `model` (built from the workdir's model config) from a checkpoint's model item; returns the step."""
-    step = _step(workdir, step)
+    """Fill `model` (built from the workdir's model config) from a checkpoint's model item; returns the step.
+
+    Without `step`, the newest checkpoint that restores (damaged newer ones are skipped with a warning).
+    """
     state = nnx.state(model)
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     target = abstract_like(nnx.to_pure_dict(state), device)
-    nnx.replace_by_pure_dict(state, _restore_model_item(workdir, step, target))
+    if step is None:
+        step, arrays, _ = restore_newest(workdir, lambda s: _restore_model_item(workdir, s, target), what="model")
+    else:
+        step = _step(workdir, step)
+        arrays = _restore_model_item(workdir, step, target)
+    nnx.replace_by_pure_dict(state, arrays)
     nnx.update(model, state)
     return step
 

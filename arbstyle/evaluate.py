@@ -495,8 +495,8 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from arbstyle.cli import CLIError
 
-    if args.size < 32:
-        raise CLIError(f"--size must be at least 32, got {args.size}")
+    if not 32 <= args.size <= 4096:  # every model and VGG, LPIPS and Inception run at this size
+        raise CLIError(f"--size must be between 32 and 4096, got {args.size}")
     for flag in ("limit", "limit_styles"):
         value = getattr(args, flag)
         if value is not None and value < 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import math
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,20 @@ from pathlib import Path
 import ml_collections
 
 OVERRIDE_PREFIX = "--config."
+# Numeric fields and their valid ranges: (low, high, low is exclusive). None is unbounded.
+RANGES = {
+    "seed": (0, None, False), "parallel.num_devices": (0, None, False),
+    "model.alpha": (0, 4, True), "model.embedding_dim": (1, None, False), "model.num_styles": (0, None, False),
+    "data.content_size": (8, 4096, False), "data.style_size": (8, 4096, False), "data.content_resize": (0, 8192, False),
+    "data.num_threads": (1, 256, False), "data.prefetch": (0, None, False),
+    "loss.content_weight": (0, None, False), "loss.style_weight": (0, None, False), "loss.tv_weight": (0, None, False),
+    "optimizer.learning_rate": (0, None, True), "optimizer.b1": (0, 1, False), "optimizer.b2": (0, 1, False),
+    "optimizer.eps": (0, None, True), "optimizer.momentum": (0, 1, False), "optimizer.clip_norm": (0, None, False),
+    "optimizer.warmup_steps": (0, None, False),
+    "train.batch_size": (1, None, False), "train.steps": (0, None, False), "train.log_every": (1, None, False),
+    "train.checkpoint_every": (1, None, False), "train.keep_checkpoints": (1, None, False),
+    "train.sample_every": (0, None, False), "train.num_samples": (0, None, False),
+}
 
 
 class ConfigError(ValueError):
@@ -95,13 +110,50 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ml_collectio
     config = module.get_config(arg) if arg is not None else module.get_config()
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"{file}: get_config() returned {type(config).__name__}, not an ml_collections.ConfigDict")
+    check_sections(config, file)
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep:
             raise ConfigError(f"override {override!r}: expected key=value")
         apply_override(config, key, value)
+    check_values(config, file)
     config.lock()
     return config
+
+
+def check_sections(config: ml_collections.ConfigDict, file) -> None:
+    """Every section and field of `base_config()` present, and no unknown section: one line naming the first
+    problem (a config that does not start from base_config() would otherwise fail deep inside training)."""
+    base = base_config()
+    for key in base:
+        if key not in config:
+            what = "section" if isinstance(base[key], ml_collections.ConfigDict) else "field"
+            raise ConfigError(f"{file}: get_config() has no {what} {key!r}; start from "
+                              "arbstyle.experiment.base_config(), which has every field")
+        if isinstance(base[key], ml_collections.ConfigDict):
+            if not isinstance(config[key], ml_collections.ConfigDict):
+                raise ConfigError(f"{file}: {key!r} must be a section (ConfigDict), got {type(config[key]).__name__}")
+            missing = sorted(set(base[key]) - set(config[key]))
+            if missing:
+                raise ConfigError(f"{file}: section {key!r} lacks {', '.join(missing)}; start from "
+                                  "arbstyle.experiment.base_config()")
+    unknown = sorted(set(config) - set(base))
+    if unknown:
+        raise ConfigError(f"{file}: unknown config section(s) {', '.join(unknown)}; known: {', '.join(sorted(base))}")
+
+
+def check_values(config: ml_collections.ConfigDict, file) -> None:
+    """The numeric fields within their ranges (one line naming the field and where it can be changed)."""
+    for key, (low, high, exclusive) in RANGES.items():
+        node = config
+        for part in key.split("."):
+            node = node[part]
+        where = f"{key} = {node!r} (in {file} or --config.{key})"
+        if isinstance(node, bool) or not isinstance(node, (int, float)) or not math.isfinite(node):
+            raise ConfigError(f"{where}: must be a finite number")
+        if (node <= low if exclusive else node < low) or (high is not None and node > high):
+            bound = f"> {low}" if exclusive else f">= {low}"
+            raise ConfigError(f"{where}: must be {bound}" + (f" and <= {high}" if high is not None else ""))
 
 
 def split_override_args(argv: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -27,6 +29,12 @@ MIN_SIDE = 8
 DEFAULT_MAX_PIXELS = 2**27
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+# Temporary files of atomic writes are `.<name>.<8 random characters>.tmp` (tempfile.mkstemp) beside the
+# target. A process killed with SIGKILL cannot remove its own; later writes of the same name remove those older
+# than this process (a newer one may belong to a run still writing).
+_STARTED = time.time()
+_TEMP_RANDOM = re.compile(r"[a-z0-9_]{8}")
 
 
 class ImageError(ValueError):
@@ -83,11 +91,22 @@ def _pil_to_float(img: Image.Image) -> np.ndarray:
     return np.multiply(np.asarray(img.convert("RGB")), np.float32(1.0 / 255.0), dtype=np.float32)
 
 
-def load_image(path, *, max_side: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def center_square(arr):
+    """The centred square of side min(H, W) of an image (a view, no copy)."""
+    h, w = arr.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return arr[top:top + side, left:left + side]
+
+
+def load_image(path, *, max_side: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               square: int | None = None) -> np.ndarray:
     """Read an image file as float32 HxWx3 in [0, 1].
 
     max_side: if given, downscale (antialiased, aspect kept) so that the longer side is at most max_side;
     JPEGs are decoded at reduced scale first, which saves time and memory on huge photos.
+    square: if given, crop the centred square first and resize it to `square` x `square`, so that memory
+    follows the square, not the image's aspect ratio (a 100000 x 8 strip is 8 x 8 before it is resized).
     max_pixels: header pixel count above which the file is refused before decoding (None: no limit of ours;
     PIL's own bomb limit, 2 x Image.MAX_IMAGE_PIXELS = 179 MP by default, still applies).
     Raises ImageError (one line naming the file) for every unusable input.
@@ -111,12 +130,18 @@ def load_image(path, *, max_side: int | None = None, max_pixels: int | None = DE
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we apply our own limit
             with Image.open(path) as img:
                 _check_size(path, img.size, max_pixels)
-                if max_side is not None and img.format == "JPEG":
-                    scale = max_side / max(img.size)
+                if img.format == "JPEG" and (max_side is not None or square is not None):
+                    scale = max_side / max(img.size) if max_side is not None else square / min(img.size)
                     if scale < 1.0:
                         img.draft("RGB", (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale)))
                 img.load()  # full decode now: truncated or corrupt data raises here, never turns grey later
                 img = ImageOps.exif_transpose(img) or img
+                # the size the rest of the program sees, after rotation (and a JPEG's reduced-scale decode)
+                _check_size(path, img.size, max_pixels)
+                if square is not None:
+                    side = min(img.size)
+                    left, top = (img.size[0] - side) // 2, (img.size[1] - side) // 2
+                    img = img.crop((left, top, left + side, top + side))
                 arr = _pil_to_float(img)
     except ImageError:
         raise
@@ -134,9 +159,31 @@ def load_image(path, *, max_side: int | None = None, max_pixels: int | None = DE
     except Exception as err:  # noqa: BLE001  (PIL raises OSError, SyntaxError, ValueError, struct.error, ...)
         problem = "truncated file" if "truncated" in str(err).lower() else "corrupt or unreadable image"
         raise ImageError(path, f"{problem} ({_describe(err)})") from None
+    if square is not None:
+        return resize_to(arr, (square, square))
     if max_side is not None and max(arr.shape[:2]) > max_side:
         arr = resize_long(arr, max_side)
     return arr
+
+
+def image_size(path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) as `load_image` would return it (EXIF rotation applied), from the header alone."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                orientation = img.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as err:
+        raise ImageError(path, f"over PIL's pixel limit, refused as a possible decompression bomb ({err})") from None
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except Exception as err:  # noqa: BLE001  (PIL's many ways to fail on a header)
+        raise ImageError(path, f"not a readable image ({_describe(err)})") from None
+    size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    _check_size(path, size, max_pixels)
+    return size
 
 
 def to_float32(image) -> np.ndarray:
@@ -216,6 +263,56 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+def temp_file(path: Path) -> tuple[int, str]:
+    """mkstemp beside `path` under the name pattern that `remove_stale_temps` recognises."""
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def remove_stale_temps(*paths) -> int:
+    """Delete temp files of interrupted atomic writes of these targets (our name pattern only, and only those
+    older than this process); one listing per folder. Returns how many were removed."""
+    by_folder: dict[Path, set[str]] = {}
+    for path in map(Path, paths):
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    removed = 0
+    for folder, names in by_folder.items():
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            parts = entry.name.split(".")  # "", <name parts...>, <random>, "tmp"
+            if (len(parts) < 4 or parts[0] or parts[-1] != "tmp" or not _TEMP_RANDOM.fullmatch(parts[-2])
+                    or ".".join(parts[1:-2]) not in names):
+                continue
+            try:
+                if entry.is_file() and not entry.is_symlink() and entry.stat().st_mtime < _STARTED:
+                    entry.unlink()
+                    removed += 1
+            except OSError:
+                pass  # gone already, or not ours to remove
+    return removed
+
+
+def check_writable(path) -> None:
+    """Refuse, before any work, an output file that could not be written: its folder (or the nearest folder
+    that exists, where the missing ones would be created) must take a new file. Nothing is left behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(path, "is a folder; give an output file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ImageError(path, f"cannot write: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".arbstyle-write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ImageError(path, f"cannot write in {folder}: {err.strerror or err}") from None
+
+
 def save_image(image, path, *, quality: int = 95) -> Path:
     """Write a float [0, 1] or uint8 array, or a PIL image, to `path` atomically; format from the extension.
 
@@ -237,9 +334,10 @@ def save_image(image, path, *, quality: int = 95) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ImageError(path, f"cannot create output folder: {err.strerror or err}") from None
+    remove_stale_temps(path)
     tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp_name = temp_file(path)
         with os.fdopen(fd, "wb") as handle:
             pil.save(handle, format=fmt, **options)
             handle.flush()

@@ -20,12 +20,15 @@ import optax
 from flax import nnx
 
 from arbstyle import losses as L
-from arbstyle.images import SAVE_FORMATS, load_image, resize_long, save_image
+from arbstyle.images import SAVE_FORMATS, check_writable, load_image, resize_long, save_image
 from arbstyle.nets.vgg import load_vgg16
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "mix")
 MIN_WORK_SIDE = 16  # below this VGG's relu4_3 (3 poolings) has under 2x2 positions: no usable Gram matrix
+# VGG-16's first layers keep 64 float32 channels at full resolution, plus their gradients: 2048^2 is already
+# several GB, and the optimisation is hundreds of evaluations.
+MAX_WORK_SIDE = 2048
 _EPS = 1e-3  # keeps logit() finite for pure black/white pixels
 
 
@@ -308,12 +311,21 @@ def run(args: argparse.Namespace) -> int:
     if output.suffix.lower() not in SAVE_FORMATS:
         raise CLIError(f"{output}: unsupported output extension {output.suffix or '(none)'!r}; "
                        f"use {', '.join(sorted(SAVE_FORMATS))}")
-    if output.is_dir():
-        raise CLIError(f"{output}: is a directory; give an output file name")
-    if args.size < MIN_WORK_SIDE:
-        raise CLIError(f"--size must be at least {MIN_WORK_SIDE}, got {args.size}")
+    check_writable(output)  # before the VGG loads and hundreds of steps run
+    if not MIN_WORK_SIDE <= args.size <= MAX_WORK_SIDE:
+        raise CLIError(f"--size must be between {MIN_WORK_SIDE} and {MAX_WORK_SIDE}, got {args.size}")
     if args.steps < 0:
         raise CLIError(f"--steps must be >= 0, got {args.steps}")
+    if not (math.isfinite(args.lr) and args.lr > 0):  # a negative rate would climb the loss
+        raise CLIError(f"--lr must be a positive number, got {args.lr}")
+    for flag in ("content_weight", "style_weight", "tv_weight"):
+        value = getattr(args, flag)
+        if not (math.isfinite(value) and value >= 0):
+            raise CLIError(f"--{flag.replace('_', '-')} must be a finite number >= 0, got {value}")
+    if args.seed < 0:
+        raise CLIError(f"--seed must be >= 0, got {args.seed}")
+    if args.style_weights is not None and not all(math.isfinite(w) for w in args.style_weights):
+        raise CLIError(f"--style-weights must be finite numbers, got {args.style_weights}")
     if args.style_weights is not None and len(args.style_weights) != len(args.style):
         raise CLIError(f"--style-weights has {len(args.style_weights)} values for {len(args.style)} --style images")
     try:

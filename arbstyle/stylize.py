@@ -2,8 +2,9 @@
 
 A Stylizer wraps one arbitrary-style model (style predictor + CIN heads + transformer) with jitted functions that
 are compiled once per shape and reused: content sizes are rounded up to a small ladder of buckets (reflect-padded,
-cropped back) so that a folder of mixed sizes compiles a handful of times; contents whose untiled forward would
-not fit the memory budget go through the exact tiled forward of `arbstyle.tiling`, in bounded memory.
+cropped back) so that a folder of mixed sizes compiles a handful of times; contents whose untiled program would
+need a buffer over the backend's per-buffer limit, or more than the memory budget, go through the exact tiled
+forward of `arbstyle.tiling`, in bounded memory.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from PIL import Image
 
 from arbstyle import images
 from arbstyle.nets.transformer import SIZE_MULTIPLE
-from arbstyle.tiling import DEFAULT_TILE, TransformerRunner
+from arbstyle.tiling import CONTRACT_HALO, DEFAULT_TILE, TransformerRunner, default_max_buffer
 
 DEFAULT_MODEL = "magenta-mobile"
 # Imported int8 models run with float activations by default: ~8x faster than replaying the int8 graph exactly
@@ -28,6 +29,7 @@ DEFAULT_ACTIVATIONS = "float"
 STYLE_SIZE = 256  # the predictor was trained on 256 px styles
 # Untiled forwards (batch x pixels) may use this share of physical memory; beyond it, exact tiling.
 MEMORY_FRACTION = 0.4
+MIN_TILE = 16  # smallest tile side fitted under the per-buffer limit (a multiple of the stream's 4 x stride grid)
 MAX_BATCH = 8  # larger batches of one content gain nothing on a CPU
 STEPS_PER_OCTAVE = 8  # size buckets: padding is at most 1/8 of a side
 
@@ -38,15 +40,11 @@ def _pretrained_config(name: str) -> dict:
     return dict(pretrained.model_config(name) or {})
 
 
-def untiled_bytes_per_pixel(alpha: float) -> int:
-    """Peak memory of an untiled forward per content pixel, an upper estimate.
-
-    Measured with `magenta-mobile` (alpha 0.25: 8 channels at full resolution): 3.3 GB peak RSS for a 4096^2
-    content, about 170 bytes per pixel over the loaded process (benchmarks/results/stylize_tiling.md). XLA keeps
-    about five full-resolution maps alive, so this takes six maps of the full-resolution width (32 * alpha
-    float32 channels) plus the input and output images.
-    """
-    return int(6 * 4 * max(3, round(32 * alpha)) + 48)
+def tiled_bytes_per_pixel(alpha: float) -> int:
+    """Memory of the tiled forward per content pixel: the float32 content and result (12 + 12 bytes), a resize or
+    8-bit copy on the way in or out (12), and two whole-image residual streams (c3 float32 channels at 1/16 of
+    the pixels each). The tiles themselves are bounded separately."""
+    return 36 + 2 * 4 * int(128 * alpha) // 16
 
 
 def physical_memory() -> int:
@@ -89,15 +87,15 @@ def preserve_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 
 def style_input(style, size: int = STYLE_SIZE) -> np.ndarray:
-    """A style image as the predictor sees it: short side resized to `size`, centre-cropped to a square.
+    """A style image as the predictor sees it: the centred square, resized to `size`.
 
-    A square input means one compiled predictor for every style, whatever its aspect ratio.
+    A square input means one compiled predictor for every style, whatever its aspect ratio. Cropping before
+    resizing keeps memory at the square's size for any aspect ratio (a 100000 x 8 strip is an 8 x 8 square).
     """
     size = int(size)
-    arr = images.resize_short(_as_array(style), size)
-    h, w = arr.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return arr[top:top + size, left:left + size]
+    if isinstance(style, (str, os.PathLike)):
+        return images.load_image(style, square=size)
+    return images.resize_to(images.center_square(images.to_float32(style)), (size, size))
 
 
 class Stylizer:
@@ -108,13 +106,16 @@ class Stylizer:
     tile: largest tile interior side for tiled inference.
     memory_budget: bytes an untiled forward may use (default: 40% of physical memory); contents whose untiled
     forward would need more are tiled, and batches of styles are split to stay under it.
-    tile_above: instead of the memory estimate, tile every content above this many pixels (0: always tile).
+    max_buffer: the largest single buffer a compiled forward may allocate (default: 2 GiB on XLA's CPU backend,
+    whose runtime aborts beyond it; $ARBSTYLE_MAX_BUFFER overrides). Both limits are checked against the
+    compiled program of the content's shape, and tiles are shrunk to fit them.
+    tile_above: instead of the compiled program's footprint, tile every content above this many pixels (0: always).
     bucket: round content sizes up to the bucket ladder (fewer compilations; output cropped back to size).
     """
 
     def __init__(self, model, *, precision: str = "fp32", style_size: int = STYLE_SIZE, tile: int = DEFAULT_TILE,
-                 memory_budget: int | None = None, tile_above: int | None = None, bucket: bool = True,
-                 name: str | None = None):
+                 memory_budget: int | None = None, max_buffer: int | None = None, tile_above: int | None = None,
+                 bucket: bool = True, name: str | None = None):
         if not getattr(model, "arbitrary", False):
             raise TypeError("Stylizer needs an arbitrary-style model (with a style predictor)")
         if model.config.get("quantize_activations") and precision != "fp32":
@@ -126,9 +127,9 @@ class Stylizer:
         self.tile = int(tile)
         self.bucket = bucket
         self.memory_budget = int(memory_budget or MEMORY_FRACTION * physical_memory())
-        self.bytes_per_pixel = untiled_bytes_per_pixel(model.transformer.alpha)
-        # contents above this many pixels are tiled
-        self.tile_above = int(tile_above if tile_above is not None else self.memory_budget // self.bytes_per_pixel)
+        self.max_buffer = int(max_buffer or default_max_buffer() or 2**62)
+        self.tiled_bytes_per_pixel = tiled_bytes_per_pixel(model.transformer.alpha)
+        self.tile_above = None if tile_above is None else int(tile_above)
         self.runner = TransformerRunner(model.transformer, precision=precision)
         self.precision = precision
         self._embed_traces = 0
@@ -224,6 +225,8 @@ class Stylizer:
         """Content as float32 HxWx3 at its working size: short side `content_size`, long side at most `max_size`."""
         arr = _as_array(content, max_side=None if content_size else max_size)
         if content_size:
+            scale = content_size / min(arr.shape[:2])
+            self.check_size(round(arr.shape[0] * scale), round(arr.shape[1] * scale))  # before allocating it
             arr = images.resize_short(arr, content_size)
         if max_size and max(arr.shape[:2]) > max_size:
             arr = images.resize_long(arr, max_size)
@@ -286,23 +289,33 @@ class Stylizer:
         height, width = content.shape[:2]
         if min(height, width) < images.MIN_SIDE:
             raise ValueError(f"content is {width}x{height}; each side must be at least {images.MIN_SIDE}")
-        use_tiles = tile if tile is not None else height * width > self.tile_above
+        padded_shape = self.padded_shape(height, width)
+        self.check_size(height, width)
+        footprint = None
+        if self.tile_above is not None and tile is None:
+            use_tiles = height * width > self.tile_above
+        else:
+            footprint = self.footprint(*padded_shape)
+            use_tiles = tile if tile is not None else self._over_limits(footprint)
         if use_tiles and self.exact:
             raise ValueError(f"a {width}x{height} content needs tiled inference, which exact (quantized) "
                              "activations do not support; use float activations (the default)")
         if use_tiles:
+            tile_side = self.tile if footprint is None else self.fitting_tile(footprint, padded_shape)
             outs = []
             for emb in embeddings:  # one at a time: tiling is for when memory is the limit
                 style = self._heads(self._heads_state, jnp.asarray(emb[None]))
-                outs.append(self.runner.tiled(content[None], style, tile=self.tile,
+                outs.append(self.runner.tiled(content[None], style, tile=tile_side,
                                               progress=progress)[0])
             return outs
         padded = content
         if self.bucket:
-            bh, bw = bucket_side(height), bucket_side(width)
             # reflect padding needs the pad to be smaller than the side; bucket_side keeps it under 1/8
-            padded = np.pad(content, ((0, bh - height), (0, bw - width), (0, 0)), mode="reflect")
-        fits = self.memory_budget // (padded.shape[0] * padded.shape[1] * self.bytes_per_pixel)
+            padded = np.pad(content, ((0, padded_shape[0] - height), (0, padded_shape[1] - width), (0, 0)),
+                            mode="reflect")
+        if footprint is None:
+            footprint = self.footprint(*padded_shape)
+        fits = min(self.memory_budget // max(1, footprint.total), self.max_buffer // max(1, footprint.largest))
         per_call = max(1, min(len(embeddings), MAX_BATCH, fits))
         per_call = 1 << (per_call.bit_length() - 1)  # powers of two: few distinct batch shapes
         x = jnp.asarray(padded[None])
@@ -316,6 +329,43 @@ class Stylizer:
             y = np.asarray(self.runner(jnp.broadcast_to(x, (per_call, *x.shape[1:])), style))
             outs.extend(y[i, :height, :width] for i in range(n))
         return outs
+
+    # ------------------------------------------------------------------ memory
+
+    def padded_shape(self, height: int, width: int) -> tuple[int, int]:
+        return (bucket_side(height), bucket_side(width)) if self.bucket else (height, width)
+
+    def needs_tiling(self, height: int, width: int) -> bool:
+        """Whether `tile=None` tiles an HxW content: its untiled program's largest buffer is over `max_buffer`,
+        or its total over `memory_budget` (or, with `tile_above`, its pixel count over that)."""
+        if self.tile_above is not None:
+            return height * width > self.tile_above
+        return self._over_limits(self.footprint(*self.padded_shape(height, width)))
+
+    def _over_limits(self, footprint) -> bool:
+        return footprint.largest > self.max_buffer or footprint.total > self.memory_budget
+
+    def footprint(self, height: int, width: int):
+        """Largest buffer and total memory of the untiled forward of one HxW content, from its compiled program."""
+        style = self._heads(self._heads_state, jnp.zeros((1, self.embedding_dim), jnp.float32))
+        return self.runner.footprint((1, height, width, 3), style)
+
+    def fitting_tile(self, footprint, shape: tuple[int, int]) -> int:
+        """The largest tile side, up to `self.tile`, whose windows stay under the per-buffer limit."""
+        per_pixel = footprint.largest / (shape[0] * shape[1])
+        window = math.isqrt(int(self.max_buffer / per_pixel))
+        side = min(self.tile, (window - 2 * CONTRACT_HALO) // MIN_TILE * MIN_TILE)  # tiled() rounds self.tile
+        if side < MIN_TILE:
+            raise ValueError(f"even {MIN_TILE} px tiles exceed the per-buffer limit of {self.max_buffer} bytes")
+        return side
+
+    def check_size(self, height: int, width: int) -> None:
+        """Refuse a working size that would not fit the memory budget even tiled (one line, before any work)."""
+        need = height * width * self.tiled_bytes_per_pixel
+        if need > self.memory_budget:
+            raise ValueError(f"a {width}x{height} result needs about {need / 2**30:.1f} GiB even tiled, over the "
+                             f"memory budget of {self.memory_budget / 2**30:.1f} GiB; use a smaller --content-size "
+                             "or --max-size")
 
 
 def stylize(content, style, *, model: str = DEFAULT_MODEL, **kwargs):

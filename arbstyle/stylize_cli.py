@@ -9,7 +9,6 @@ import argparse
 import glob
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +127,12 @@ def _output_suffix(args, single_file: Path | None) -> str:
 
 def plan_jobs(args) -> tuple[list[Job], list[Style], np.ndarray | None]:
     """Resolve contents, styles, pairing and output names; validate everything that needs no model."""
+    if not args.content:
+        taken = " ".join(args.style or [])
+        if len(args.style or []) > 1:
+            raise CLIError(f"no content images: -s/--style took all of {taken!r}; name the contents before -s, "
+                           f"e.g. arbstyle stylize {args.style[-1]} -s {' '.join(args.style[:-1])} -o ...")
+        raise CLIError("no content images: give photos, folders or globs before -s/--style")
     contents = expand_inputs(args.content, "content")
     styles = [Style(p.stem, str(p)) for p in expand_inputs(args.style or [], "style")]
     for spec in args.style_embedding or []:
@@ -181,8 +186,11 @@ def plan_jobs(args) -> tuple[list[Job], list[Style], np.ndarray | None]:
 
 
 def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("content", nargs="+", help="content images: files, folders or globs")
-    parser.add_argument("-s", "--style", nargs="+", help="style images: files, folders or globs")
+    # contents may be empty for argparse so that `-s style.jpg photo.jpg` (where -s takes both) reaches
+    # plan_jobs, which explains what happened instead of argparse's bare "required: content"
+    parser.add_argument("content", nargs="*", help="content images: files, folders or globs (before -s)")
+    parser.add_argument("-s", "--style", nargs="+", help="style images: files, folders or globs (takes every "
+                        "following name up to the next option, so give the contents first)")
     parser.add_argument("--style-embedding", action="append", metavar="FILE[:NAME]",
                         help="a style from an `arbstyle embed` file (all of the file's styles without :NAME)")
     parser.add_argument("-o", "--output", required=True,
@@ -206,7 +214,8 @@ def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=sorted(OUTPUT_FORMATS), help="output format (default: png, or -o's extension)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     parser.add_argument("--tiling", choices=["auto", "on", "off"], default="auto",
-                        help="exact tiled inference: auto (when an untiled pass would need over 40%% of RAM), on or off")
+                        help="exact tiled inference: auto (when an untiled pass would need a buffer over the "
+                             "backend's limit, 2 GiB on CPU, or over 40%% of RAM), on or off")
     parser.add_argument("--tile-size", type=int, default=DEFAULT_TILE,
                         help=f"largest tile side for tiled inference (default {DEFAULT_TILE}; smaller uses less memory)")
     parser.add_argument("--no-bucket", action="store_true",
@@ -215,30 +224,82 @@ def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
                         help="skip unreadable contents (reported) instead of stopping before any output")
 
 
-def _model_arguments(parser) -> None:
+def _model_arguments(parser, *, transformer: bool = True) -> None:
+    """--model and --activations; --precision only where the transformer runs (the predictor is always fp32)."""
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name or checkpoint path (default {DEFAULT_MODEL})")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="transformer precision")
+    if transformer:
+        parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="transformer precision")
     parser.add_argument("--activations", choices=list(ACTIVATIONS), default=DEFAULT_ACTIVATIONS,
                         help="imported int8 models: float activations (default, fast, tileable) or exact "
                              "replay of the int8 graph (about 8x slower, no tiling)")
 
 
+# Upper bounds of the size flags. The predictor was trained on 256 px styles, so a larger style square only
+# costs memory; content sides are bounded by the memory check of the working size (`_check_working_sizes`).
+MAX_STYLE_SIZE = 1024
+MAX_SIDE = 1 << 20
+
+
 def _check_numbers(args) -> None:
-    if not 0.0 <= args.strength <= 1.0:
-        raise CLIError(f"--strength must be between 0 and 1, got {args.strength}")
-    for flag in ("content_size", "max_size", "work_size", "style_size", "tile_size"):
+    """Every numeric option in its range, one line naming the flag; before anything is read or loaded."""
+    strength = getattr(args, "strength", None)
+    if strength is not None and not 0.0 <= strength <= 1.0:  # NaN fails this too
+        raise CLIError(f"--strength must be between 0 and 1, got {strength}")
+    bounds = {"content_size": MAX_SIDE, "max_size": MAX_SIDE, "work_size": MAX_SIDE, "style_size": MAX_STYLE_SIZE,
+              "tile_size": MAX_SIDE, "size": 4096}
+    for flag, high in bounds.items():
         value = getattr(args, flag, None)
-        if value is not None and value < images.MIN_SIDE:
-            raise CLIError(f"--{flag.replace('_', '-')} must be at least {images.MIN_SIDE}, got {value}")
-    if not 1 <= args.quality <= 100:
-        raise CLIError(f"--quality must be 1..100, got {args.quality}")
+        if value is not None and not images.MIN_SIDE <= value <= high:
+            raise CLIError(f"--{flag.replace('_', '-')} must be between {images.MIN_SIDE} and {high}, got {value}")
+    quality = getattr(args, "quality", None)
+    if quality is not None and not 1 <= quality <= 100:
+        raise CLIError(f"--quality must be 1..100, got {quality}")
+
+
+def _model_alpha(model: str) -> float:
+    """The transformer width of a model name or workdir without loading it (1.0, the widest, when unknown)."""
+    from arbstyle import checkpoints, pretrained
+
+    try:
+        config = pretrained.model_config(model) if model in pretrained.ARTIFACTS else \
+            checkpoints.read_config(Path(model).expanduser())["model"]
+        return float((config or {}).get("alpha", 1.0))
+    except (ValueError, TypeError, OSError):
+        return 1.0  # the registry reports a bad model with its own message when it loads
+
+
+def working_size(width: int, height: int, content_size: int | None, max_size: int | None) -> tuple[int, int]:
+    """The size `Stylizer.prepare_content` gives a width x height content."""
+    if content_size:
+        scale = content_size / min(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    if max_size and max(width, height) > max_size:
+        scale = max_size / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    return width, height
+
+
+def _check_working_sizes(args, jobs: list[Job]) -> None:
+    """Refuse, before the model loads, a content whose result would not fit the memory budget even tiled."""
+    from arbstyle.stylize import MEMORY_FRACTION, physical_memory, tiled_bytes_per_pixel
+
+    budget = MEMORY_FRACTION * physical_memory()
+    per_pixel = tiled_bytes_per_pixel(_model_alpha(args.model))
+    for job in jobs:
+        width, height = working_size(*images.image_size(job.content), args.content_size, args.max_size)
+        need = width * height * per_pixel
+        if need > budget:
+            flag = f"--content-size {args.content_size}: " if args.content_size else ""
+            raise CLIError(f"{flag}{job.content} would be stylized at {width}x{height}, which needs about "
+                           f"{need / 2**30:.1f} GiB even tiled, over the budget of {budget / 2**30:.1f} GiB "
+                           "(40% of memory); use a smaller --content-size or --max-size")
 
 
 def make_stylizer(args, **kwargs):
     from arbstyle.stylize import Stylizer
 
     try:
-        return Stylizer.load(args.model, activations=args.activations, precision=args.precision,
+        return Stylizer.load(args.model, activations=args.activations, precision=getattr(args, "precision", "fp32"),
                              style_size=getattr(args, "style_size", STYLE_SIZE), **kwargs)
     except ValueError as err:  # the registry's errors (unknown name, bad workdir) and bad option combinations
         raise CLIError(str(err)) from None
@@ -263,6 +324,8 @@ def run_stylize(args) -> int:
 
     _check_numbers(args)
     jobs, styles, weights = plan_jobs(args)
+    # leftovers of a run killed mid-write (kill -9 cannot be caught), also beside outputs that will be skipped
+    images.remove_stale_temps(*(path for job in jobs for path in job.outputs))
     skipped = 0
     if not args.overwrite:
         for job in jobs:
@@ -273,6 +336,8 @@ def run_stylize(args) -> int:
     if not todo:
         print(f"nothing to do: all {skipped} output(s) exist already (use --overwrite)")
         return 0
+    for path in {job.outputs[0].parent: job.outputs[0] for job in todo}.values():  # one probe per folder
+        images.check_writable(path)
     # Every input is decoded before the model loads: a bad file stops the run before anything is written.
     style_files = [s for s in styles if s.embedding is None]
     for style in style_files:
@@ -282,6 +347,7 @@ def run_stylize(args) -> int:
         print(f"arbstyle stylize: skipping: {line}", file=sys.stderr)
     if not todo:
         return 2
+    _check_working_sizes(args, todo)
 
     stylizer = make_stylizer(args, tile=args.tile_size, bucket=not args.no_bucket)
     for start in range(0, len(style_files), 64):  # in chunks: a folder of paintings never sits in memory whole
@@ -301,6 +367,9 @@ def run_stylize(args) -> int:
         for job in todo:
             content = stylizer.prepare_content(job.content, content_size=args.content_size, max_size=args.max_size)
             vectors = np.stack([mixed if s.source == MIX else by_name[s.name] for s in job.styles])
+            if tiling is None and not args.work_size and stylizer.needs_tiling(*content.shape[:2]):
+                tqdm.write(f"arbstyle stylize: {job.content}: {content.shape[1]}x{content.shape[0]} is stylized in "
+                           f"tiles (an untiled pass would exceed the per-buffer or memory limit)", file=sys.stderr)
             vectors = stylizer.apply_strength(vectors, content, args.strength)
             try:
                 outs = stylizer.render(content, vectors, work_size=args.work_size, tile=tiling)
@@ -325,13 +394,14 @@ def add_arguments_embed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="output .npz (names + embeddings)")
     parser.add_argument("--style-size", type=int, default=STYLE_SIZE,
                         help=f"resize and centre-crop styles to this square (default {STYLE_SIZE})")
-    _model_arguments(parser)
+    _model_arguments(parser, transformer=False)
 
 
 def write_embeddings(path: Path, names: list[str], vectors: np.ndarray, model: str) -> None:
     """Atomic .npz write: names as a unicode array (loads without pickle), embeddings (N, D) float32."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    images.remove_stale_temps(path)
+    fd, tmp = images.temp_file(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, names=np.asarray(names, dtype=str), embeddings=np.asarray(vectors, np.float32),
@@ -346,11 +416,11 @@ def write_embeddings(path: Path, names: list[str], vectors: np.ndarray, model: s
 
 
 def run_embed(args) -> int:
-    if args.style_size < images.MIN_SIDE:
-        raise CLIError(f"--style-size must be at least {images.MIN_SIDE}")
+    _check_numbers(args)
     out = Path(args.output).expanduser()
     if out.suffix.lower() != ".npz":
         raise CLIError(f"{out}: the embeddings file must end in .npz")
+    images.check_writable(out)
     files = expand_inputs(args.styles, "style")
     names = [p.stem for p in files]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -438,11 +508,11 @@ def contact_sheet(contents: list[np.ndarray], styles: list[np.ndarray], results:
 
 
 def run_demo(args) -> int:
-    if args.size < images.MIN_SIDE:
-        raise CLIError(f"--size must be at least {images.MIN_SIDE}")
+    _check_numbers(args)
     out = Path(args.output).expanduser()
     if out.suffix.lower() not in images.SAVE_FORMATS:
         raise images.ImageError(out, f"unsupported output extension {out.suffix!r}; use .png, .jpg or .webp")
+    images.check_writable(out)
     contents = [images.resize_long(skimage_sample(n), args.size) for n in args.contents]
     styles = [skimage_sample(n) for n in args.styles]
     stylizer = make_stylizer(args)

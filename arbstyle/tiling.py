@@ -19,6 +19,8 @@ one shape, so each pass compiles once. The result equals the untiled forward up 
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass
 
 import jax
@@ -41,6 +43,53 @@ STREAM_SCALE = 4  # the residual stream is at 1/4 of the input resolution
 # the untiled path handles comfortably while wasting little on halos (4096 -> 4 windows of 2080 for contract).
 DEFAULT_TILE = 2048
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+
+# XLA's CPU runtime aborts the whole process (std::bad_alloc, no Python exception) when one allocation exceeds
+# about 2 GiB, however much memory is free: with magenta-mobile, the contract stage alone fails at 5120^2 and the
+# last 9x9 conv at 4608^2. So the decision to tile looks at the largest single buffer, not only at the total.
+CPU_MAX_BUFFER = 2 * 2**30
+# The convolution kernels allocate workspace that the compiled HLO does not show. Measured with magenta-mobile:
+# the largest HLO array is 64 bytes per content pixel (16 channels at full resolution) and the first abort comes
+# at 21.2 MP (101 bytes per pixel against the 2 GiB limit), so twice the largest HLO array bounds the real one.
+WORKSPACE_FACTOR = 2
+MAX_BUFFER_ENV = "ARBSTYLE_MAX_BUFFER"
+_HLO_ARRAY = re.compile(r"\b(pred|s8|u8|s16|u16|bf16|f16|s32|u32|f32|s64|u64|f64)\[([\d,]*)\]")
+_ITEM_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "bf16": 2, "f16": 2, "s32": 4, "u32": 4, "f32": 4,
+               "s64": 8, "u64": 8, "f64": 8}
+
+
+def parse_bytes(text: str) -> int:
+    """'2G', '512K', '3000000' -> bytes (binary units)."""
+    text = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(text[-1:], 1)
+    number = float(text[:-1] if scale > 1 else text)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"expected a positive size such as 2G or 512M, got {text!r}")
+    return int(number * scale)
+
+
+def default_max_buffer() -> int | None:
+    """The largest single buffer one compiled program may need: $ARBSTYLE_MAX_BUFFER, else 2 GiB on XLA's CPU
+    backend, else no per-buffer limit (accelerators are bounded by the total budget alone)."""
+    if os.environ.get(MAX_BUFFER_ENV):
+        return parse_bytes(os.environ[MAX_BUFFER_ENV])
+    return CPU_MAX_BUFFER if jax.default_backend() == "cpu" else None
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Memory of one compiled forward: its largest single buffer (workspace included) and its total."""
+
+    largest: int
+    total: int
+
+
+def largest_hlo_array(hlo_text: str) -> int:
+    """Bytes of the largest array any instruction of a compiled HLO module produces or takes."""
+    best = 0
+    for kind, dims in _HLO_ARRAY.findall(hlo_text):
+        best = max(best, _ITEM_BYTES[kind] * math.prod(int(d) for d in dims.split(",") if d))
+    return best
 
 
 @dataclass(frozen=True)
@@ -101,6 +150,7 @@ class TransformerRunner:
         self._state = cast_floats(state, self.dtype)
         self.traces = 0
         self._forward = jax.jit(self._forward_impl, static_argnames=("stop_at", "start_at", "moments"))
+        self._untiled: dict[tuple, tuple] = {}  # input shape -> (compiled forward, Footprint)
 
     # ------------------------------------------------------------------ jitted core
 
@@ -115,7 +165,27 @@ class TransformerRunner:
 
     def __call__(self, content, style: dict) -> np.ndarray:
         """Untiled forward: content (B, H, W, 3) float in [0, 1], style: CIN parameters -> (B, H, W, 3)."""
-        return self._run(jnp.asarray(content), style, None)
+        compiled, _ = self._compile_untiled(tuple(np.shape(content)), style)
+        return compiled(self._state, jnp.asarray(content, jnp.float32), style, None, jnp.zeros(4, jnp.int32))
+
+    def footprint(self, shape: tuple[int, ...], style: dict) -> Footprint:
+        """Memory the untiled forward of a (B, H, W, 3) content would take, read from its compiled program.
+
+        Compiling allocates nothing, so this is safe for any size; the program is kept for the run that follows.
+        """
+        return self._compile_untiled(tuple(shape), style)[1]
+
+    def _compile_untiled(self, shape: tuple[int, ...], style: dict):
+        if shape not in self._untiled:
+            x = jax.ShapeDtypeStruct(shape, jnp.float32)
+            compiled = self._forward.lower(self._state, x, style, None, jnp.zeros(4, jnp.int32), stop_at=None,
+                                           start_at=None, moments=False).compile()
+            memory = compiled.memory_analysis()
+            total = sum(int(getattr(memory, key, 0) or 0) for key in (
+                "argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")) if memory else 0
+            largest = WORKSPACE_FACTOR * largest_hlo_array(compiled.as_text())
+            self._untiled[shape] = (compiled, Footprint(largest, max(total, largest)))
+        return self._untiled[shape]
 
     def _run(self, x, style, stats, *, stop_at=None, start_at=None, box=None):
         moments = box is not None

@@ -508,8 +508,14 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     steps_on_disk = checkpoints.available_steps(workdir)
     resuming = bool(steps_on_disk)
     if resuming:
-        saved = checkpoints.read_config(workdir)
-        model_cfg = saved["model"]
+        try:
+            model_cfg = checkpoints.read_config(workdir)["model"]
+        except checkpoints.CheckpointError as err:
+            # the checkpoints do not depend on it: this run's config rewrites it below
+            log.warning("%s; rewriting it from this run's config", err)
+            model_cfg = _model_config(config, table) if not config.init.model else None
+            if model_cfg is None:
+                raise CLIError(f"{err}; with init.model set, use a new --workdir") from None
         wanted = _model_config(config, table) if not config.init.model else model_cfg
         if wanted != model_cfg:
             raise CLIError(f"{workdir / checkpoints.CONFIG_FILE}: the workdir holds a different model "
@@ -543,15 +549,27 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     iterator = data.make_pipeline(data_cfg, split="train", seed=config.seed, global_batch=tc.batch_size,
                                   process_index=jax.process_index(), process_count=jax.process_count())
     if resuming:
-        start = mngr.latest_step()
         abstract = dict(fresh, opt_state=jax.eval_shape(tx.init, params))
-        restored = mngr.restore(start, args=ocp.args.Composite(**{
-            checkpoints.MODEL_ITEM: ocp.args.StandardRestore(checkpoints.abstract_like(
-                nnx.to_pure_dict(nnx.merge_state(params, frozen, batch_stats, other)), repl)),
-            checkpoints.TRAIN_ITEM: ocp.args.StandardRestore(checkpoints.abstract_like(
-                checkpoints.pure({k: abstract[k] for k in ("opt_state", "step", "rng")}), repl)),
-            checkpoints.DATA_ITEM: grain.checkpoint.CheckpointRestore(iterator),
-        }))
+
+        def restore(step):
+            return mngr.restore(step, args=ocp.args.Composite(**{
+                checkpoints.MODEL_ITEM: ocp.args.StandardRestore(checkpoints.abstract_like(
+                    nnx.to_pure_dict(nnx.merge_state(params, frozen, batch_stats, other)), repl)),
+                checkpoints.TRAIN_ITEM: ocp.args.StandardRestore(checkpoints.abstract_like(
+                    checkpoints.pure({k: abstract[k] for k in ("opt_state", "step", "rng")}), repl)),
+                checkpoints.DATA_ITEM: grain.checkpoint.CheckpointRestore(iterator),
+            }))
+
+        try:
+            start, restored, damaged = checkpoints.restore_newest(workdir, restore)
+        except checkpoints.CheckpointError as err:
+            raise CLIError(str(err)) from None
+        if damaged and primary:  # out of the way, so that training can write those steps again
+            for bad in damaged:
+                log.warning("%s: moved to %s", checkpoints.checkpoint_dir(workdir) / str(bad),
+                            checkpoints.set_aside(workdir, bad).name)
+        if damaged:
+            mngr.reload()
         full = nnx.merge_state(params, frozen, batch_stats, other)
         nnx.replace_by_pure_dict(full, restored[checkpoints.MODEL_ITEM])
         model = nnx.merge(graphdef, full)
@@ -692,6 +710,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    if args.num_processes is not None and args.num_processes < 1:
+        raise CLIError(f"--num-processes must be >= 1, got {args.num_processes}")
+    if args.process_id is not None and (args.process_id < 0 or (args.num_processes is not None
+                                                                 and args.process_id >= args.num_processes)):
+        raise CLIError(f"--process-id must be >= 0 and below --num-processes, got {args.process_id}")
     try:
         parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
     except ValueError as err:
@@ -708,9 +731,9 @@ def run(args) -> int:
         logging.basicConfig(level=logging.WARNING)
     result = train(config, args.workdir)
     if parallel.is_primary():
-        last = result.losses[max(result.losses)] if result.losses else float("nan")
+        last = f", last loss {result.losses[max(result.losses)]:.5g}" if result.losses else ", nothing left to train"
         print(f"{result.status}: step {result.step} (started at {result.start_step}) on {result.devices} device(s) "
-              f"in {result.processes} process(es), last loss {last:.5g}, checkpoint step {result.last_checkpoint} "
+              f"in {result.processes} process(es){last}, checkpoint step {result.last_checkpoint} "
               f"in {Path(args.workdir) / checkpoints.CHECKPOINT_DIR}")
     # Interrupted runs exit like the signal would have (130 for Ctrl-C, 143 for SIGTERM), after saving.
     return 0 if result.status == "done" else 128 + int(result.signum or signal.SIGTERM)

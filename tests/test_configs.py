@@ -1,6 +1,8 @@
 """Experiment configs load, describe buildable models and valid losses/data, and take typed command-line overrides."""
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 
 import ml_collections
@@ -129,3 +131,30 @@ def test_apply_override_replaces_a_whole_group_from_a_dict():
     c = base_config()
     apply_override(c, "model.trunk", "{'final_endpoint': 'Mixed_5b'}")
     assert c.model.trunk.final_endpoint == "Mixed_5b"
+
+
+@pytest.mark.parametrize("body, message", [
+    ("c = ml_collections.ConfigDict({'model': {'alpha': 0.25}})", "has no section 'data'"),
+    ("c = base_config(); del c['train']", "has no section 'train'"),
+    ("c = base_config(); del c.train['steps']", "section 'train' lacks steps"),
+    ("c = base_config(); c.trian = ml_collections.ConfigDict()", "unknown config section(s) trian"),
+    ("c = base_config(); c.train.steps = -5", "train.steps = -5"),
+    ("c = base_config(); c.optimizer.learning_rate = float('nan')", "optimizer.learning_rate = nan"),
+])
+def test_config_files_are_checked_against_the_known_sections(tmp_path, body, message):
+    path = tmp_path / "exp.py"
+    path.write_text("import ml_collections\nfrom arbstyle.experiment import base_config\n\n"
+                    f"def get_config():\n    {body}\n    return c\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.batch_size=0", "train.batch_size = 0"),
+    ("optimizer.learning_rate=-1e-3", "must be > 0"),
+    ("data.content_size=60000", "data.content_size = 60000"),
+])
+def test_out_of_range_overrides_name_the_field(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(EXPERIMENTS / "smoke.py", [override])

@@ -129,7 +129,12 @@ def test_bad_input_images_fail_cleanly(images, tmp_path, capsys, kind, which):
 @pytest.mark.parametrize("extra, message", [
     (["--style-weights", "0.7,0.3"], "--style-weights"),
     (["--size", "4"], "--size"),
-    (["--content-weight", "-1"], "content_weight"),
+    (["--content-weight", "-1"], "--content-weight"),
+    (["--lr", "-1", "--optimizer", "adam"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--size", "60000"], "--size"),
+    (["--tv-weight", "inf"], "--tv-weight"),
+    (["--seed", "-3"], "--seed"),
     (["-o", "result.gif"], "extension"),
 ])
 def test_bad_arguments_fail_before_any_work(images, tmp_path, capsys, monkeypatch, extra, message):

@@ -88,18 +88,22 @@ def test_mobilenet_fast_depthwise_is_the_grouped_convolution(stride, size):
     np.testing.assert_allclose(fast, reference, atol=1e-5)
 
 
-def test_a_cache_converted_for_other_networks_is_converted_again(tmp_path, monkeypatch):
-    """A verified cache written by an older arbstyle (a variable missing) is re-converted from the pinned source."""
-    from arbstyle import pretrained
+def test_a_tampered_cache_with_a_rewritten_record_is_refused(tmp_path, monkeypatch, capsys):
+    """Altered weights whose record was rewritten to match: the sha256 pinned in the package still refuses them."""
+    from arbstyle import cli, pretrained
 
     monkeypatch.setenv("ARBSTYLE_HOME", str(tmp_path))
     arrays = pretrained.load_arrays("magenta-mobile")
-    del arrays["predictor/bottleneck/bias"]
+    arrays["predictor/bottleneck/bias"] = arrays["predictor/bottleneck/bias"] + 0.5
     npz, sidecar = pretrained.paths("magenta-mobile")
     np.savez(npz, **arrays)
     record = json.loads(sidecar.read_text())
     record.update(sha256=pretrained.sha256_file(npz), size=npz.stat().st_size)
     sidecar.write_text(json.dumps(record))
-    model = load_model("magenta-mobile", quantize_activations=False)
-    assert model.predictor.bottleneck.bias.shape == (100,)
-    assert "predictor/bottleneck/bias" in pretrained.load_arrays("magenta-mobile")
+    with pytest.raises(pretrained.WeightsError, match="does not match the pinned") as err:
+        load_model("magenta-mobile", quantize_activations=False)
+    assert str(npz) in str(err.value) and "\n" not in str(err.value) and "fetch magenta-mobile --force" in str(err.value)
+    assert cli.main(["weights", "verify", "magenta-mobile"]) == 2
+    assert "does not match the pinned" in capsys.readouterr().err
+    pretrained.fetch("magenta-mobile", force=True)  # the advertised fix converts the pinned source again
+    assert load_model("magenta-mobile").predictor.bottleneck.bias.shape == (100,)

@@ -192,3 +192,10 @@ def test_load_uses_registry():
 
 def test_tiny_model_is_shared():
     assert tiny_model() is tiny_model()
+
+
+def test_a_content_size_beyond_the_memory_budget_is_refused_before_resizing(stylizer):
+    from stylize_helpers import photo
+
+    with pytest.raises(ValueError, match="even tiled"):
+        stylizer.prepare_content(photo(40, 56), content_size=60000)

@@ -227,3 +227,68 @@ def test_demo_contact_sheet(tmp_path):
     cell = sheet[gap + 36:gap + 36 + 32, gap + 36:gap + 36 + 32]  # astronaut x brick
     assert cell.std() > 0.01
     assert _run("demo", "-o", tmp_path / "x.png", "--contents", "no_such_sample") == 2
+
+
+# ---------------------------------------------------------------- arguments checked before any work
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--content-size", "60000"], "--content-size 60000"),
+    (["--content-size", "4"], "--content-size"),
+    (["--max-size", "3"], "--max-size"),
+    (["--style-size", "60000"], "--style-size"),
+    (["--tile-size", "2"], "--tile-size"),
+    (["--quality", "0"], "--quality"),
+    (["--strength", "nan"], "--strength"),
+])
+def test_every_number_is_checked_before_the_model_loads(files, tmp_path, capsys, tiny_registry, extra, flag):
+    contents, styles = files
+    out = tmp_path / "out"
+    assert _run("stylize", contents / "photo0.jpg", "-s", styles / "art0.png", "-o", out, *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and flag in err, err
+    assert tiny_registry == [] and not out.exists()
+
+
+def test_unwritable_output_is_refused_before_the_model_loads(files, tmp_path, capsys, tiny_registry):
+    contents, styles = files
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file where the output folder should be")
+    assert _run("stylize", contents / "photo0.jpg", "-s", styles / "art0.png", "-o", blocker / "out.png") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a folder" in err, err
+    assert _run("embed", styles, "-o", blocker / "styles.npz") == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert tiny_registry == []
+
+
+def test_style_option_taking_the_content_gets_a_helpful_line(files, tmp_path, capsys, tiny_registry):
+    contents, styles = files
+    out = tmp_path / "out.png"
+    assert _run("stylize", "-s", styles / "art0.png", contents / "photo0.jpg", "-o", out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "-s/--style took all of" in err, err
+    assert f"arbstyle stylize {contents / 'photo0.jpg'} -s {styles / 'art0.png'}" in err  # the fixed command
+    assert tiny_registry == [] and not out.exists()
+    assert _run("stylize", contents / "photo0.jpg", "-s", styles / "art0.png", "-o", out) == 0  # as suggested
+    assert out.is_file()
+
+
+def test_embed_offers_only_the_flags_it_uses(capsys):
+    with pytest.raises(SystemExit):
+        _run("embed", "--help")
+    text = capsys.readouterr().out
+    assert "--precision" not in text and "--activations" in text and "--style-size" in text
+
+
+def test_stale_temp_files_beside_skipped_outputs_are_removed(files, tmp_path):
+    import os
+
+    contents, styles = files
+    out = tmp_path / "out"
+    assert _run("stylize", contents, "-s", styles / "art0.png", "-o", out) == 0
+    stray = out / ".photo0__art0.png.k3j9x2ab.tmp"  # what a SIGKILL during an --overwrite rerun leaves
+    stray.write_bytes(b"half a picture")
+    os.utime(stray, (0, 0))  # older than this process, like a file of an earlier run
+    assert _run("stylize", contents, "-s", styles / "art0.png", "-o", out) == 0  # every output skipped
+    assert not stray.exists()

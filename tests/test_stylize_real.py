@@ -59,3 +59,41 @@ def test_unknown_model_is_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "no-such-model" in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_default_options_tile_4096_from_the_compiled_program(real):
+    """XLA's CPU runtime aborts the process on a buffer over 2 GiB (seen at 5120^2 and 4608^2 with this model).
+    The decision reads the compiled untiled program of each size (compiling allocates nothing)."""
+    assert real.max_buffer == 2 * 2**30
+    assert not real.needs_tiling(3072, 3072)
+    assert real.needs_tiling(4096, 4096)  # the README's "4096 x 4096 and up: tiled automatically"
+    assert real.needs_tiling(2048, 8192) and real.needs_tiling(256, 160000)  # panoramas too
+    footprint = real.footprint(4096, 4096)
+    assert footprint.largest > real.max_buffer
+    assert real.fitting_tile(footprint, (4096, 4096)) == 2048  # default tiles fit the limit
+
+
+def test_cli_tiles_under_a_proportionally_small_buffer_limit(tmp_path):
+    """The 4096^2 case scaled down 64x per side: a 64 x 64 photo under a 2 GiB / 4096 buffer limit, default options
+    through the real CLI in a fresh process. It tiles, and the result is the untiled one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from arbstyle.images import load_image, resize_to, save_image
+
+    save_image(resize_to(_sample("astronaut"), (64, 64)), tmp_path / "photo.png")
+    save_image(_sample("immunohistochemistry"), tmp_path / "style.png")
+    launcher = "import sys; from arbstyle.cli import main; sys.exit(main(sys.argv[1:]))"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent), ARBSTYLE_XLA_CACHE="off")
+    outputs = {}
+    for limit in ("512K", "2G"):
+        out = tmp_path / f"out_{limit}.png"
+        proc = subprocess.run([sys.executable, "-c", launcher, "stylize", str(tmp_path / "photo.png"), "-s",
+                               str(tmp_path / "style.png"), "-o", str(out)], capture_output=True, text=True,
+                              env=dict(env, ARBSTYLE_MAX_BUFFER=limit), timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert ("stylized in tiles" in proc.stderr) == (limit == "512K"), proc.stderr[-2000:]
+        outputs[limit] = load_image(out)
+    assert np.abs(outputs["512K"] - outputs["2G"]).mean() < 2e-3  # 8-bit files of equal float results

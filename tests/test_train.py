@@ -227,3 +227,50 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(setup, reference, t
     assert f"Last good checkpoint: step {STEPS}" in proc.stderr
     assert _complete(workdir) == list(range(EVERY, STEPS + 1, EVERY))
     _assert_same_model(_model(workdir, STEPS), _model(reference, STEPS), rtol=0)
+
+
+def _truncate_largest_array(item_dir: Path) -> None:
+    path = max((p for p in item_dir.rglob("d/*") if p.is_file()), key=lambda p: p.stat().st_size)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_damaged_newest_checkpoint_resumes_from_the_one_before(setup, reference, tmp_path):
+    import shutil
+
+    workdir = tmp_path / "damaged"
+    shutil.copytree(reference, workdir)
+    folder = checkpoints.checkpoint_dir(workdir)
+    _truncate_largest_array(folder / str(STEPS) / checkpoints.TRAIN_ITEM)  # the optimizer state
+    proc = _train(setup, workdir)
+    assert f"started at {STEPS - EVERY}" in proc.stdout
+    skipped = [line for line in proc.stderr.splitlines() if "skipped" in line]
+    assert len(skipped) == 1 and f"checkpoints/{STEPS}: skipped" in skipped[0], proc.stderr[-2000:]
+    assert (folder / f"{checkpoints.DAMAGED_PREFIX}{STEPS}").is_dir()  # kept aside, not deleted
+    _assert_same_model(_model(workdir, STEPS), _model(reference, STEPS), rtol=1e-6)
+
+
+def test_no_restorable_checkpoint_is_one_line(setup, reference, tmp_path):
+    import shutil
+
+    workdir = tmp_path / "all_damaged"
+    shutil.copytree(reference, workdir)
+    for step in _complete(workdir):
+        (checkpoints.checkpoint_dir(workdir) / str(step) / checkpoints.MODEL_ITEM / "_METADATA").write_bytes(b"")
+    proc = _train(setup, workdir, check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "no checkpoint restores" in errors[0]
+
+
+def test_rerunning_a_finished_run_with_a_damaged_config_json(setup, reference, tmp_path):
+    import shutil
+
+    workdir = tmp_path / "finished"
+    shutil.copytree(reference, workdir)
+    (workdir / checkpoints.CONFIG_FILE).write_bytes(b"")
+    proc = _train(setup, workdir)
+    assert "nan" not in proc.stdout and "nothing left to train" in proc.stdout
+    assert f"started at {STEPS}" in proc.stdout
+    assert "config.json" in proc.stderr and "rewriting" in proc.stderr
+    assert checkpoints.read_config(workdir)["model"]["predictor"] == "table"

@@ -46,3 +46,26 @@ def test_cache_entries_left_without_an_access_time_do_not_stop_new_writes(tmp_pa
     new = [p.name for p in tmp_path.glob("*-cache") if not p.name.startswith("jit_old")]
     assert new, sorted(p.name for p in tmp_path.iterdir())
     assert (tmp_path / "jit_old-0123abcd-atime").exists()
+
+
+def test_an_unreadable_cache_entry_is_rewritten_and_warned_about_once(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("from arbstyle import _xla; _xla.enable_compilation_cache(); import jax, jax.numpy as jnp; "
+            "jax.jit(lambda a: a * 5 - 2)(jnp.ones(9)).block_until_ready()")
+    env = {**os.environ, "ARBSTYLE_XLA_CACHE": str(tmp_path)}
+
+    def run() -> str:
+        return subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                              text=True).stderr
+
+    run()
+    entries = sorted(tmp_path.glob("jit_*-cache"))
+    assert entries
+    good = {p: p.read_bytes() for p in entries}
+    for path in entries:  # as a process killed mid-write leaves them
+        path.write_bytes(good[path][: len(good[path]) // 3])
+    assert "Error reading persistent compilation cache entry" in run()  # once, when it is found
+    assert all(p.exists() and p.stat().st_size == len(good[p]) for p in entries)  # written again in full
+    assert "Error reading persistent compilation cache entry" not in run()

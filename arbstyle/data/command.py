@@ -43,9 +43,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bench.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
 
 
+# flag -> (smallest, largest) accepted value; None is unbounded
+_RANGES = {"seed": (0, None), "batch": (1, 4096), "size": (8, 4096), "threads": (1, 256), "steps": (1, None)}
+
+
+def _check_numbers(args) -> None:
+    from arbstyle.cli import CLIError
+
+    for flag, (low, high) in _RANGES.items():
+        value = getattr(args, flag, None)
+        if value is not None and (value < low or (high is not None and value > high)):
+            span = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise CLIError(f"--{flag} must be {span}, got {value}")
+
+
 def _config(args):
     from arbstyle.data.pipeline import default_config
 
+    _check_numbers(args)
     cfg = default_config()
     cfg.data_dir = args.data_dir or ""
     cfg.manual_dir = args.manual_dir or ""
