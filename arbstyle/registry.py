@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flax import nnx
 
 from arbstyle import pretrained
 
@@ -32,14 +31,14 @@ def load_pretrained(name: str, *, progress: bool = False, **config_overrides):
     `quantize_activations=True` asks for the exact replay: float scored better on LPIPS, FID and ArtFID in
     benchmarks/results/evaluation.md and is 8x faster on CPU.
     """
-    from arbstyle.model import build_model, model_config
+    from arbstyle.model import abstract_model, model_config
 
     base = pretrained.model_config(name)
     if base is None:
         raise RegistryError(f"{name} is trunk weights, not a whole model; models: {', '.join(names())}")
     config_overrides.setdefault("quantize_activations", False)
     config = model_config(base, **config_overrides)
-    model = nnx.eval_shape(lambda: build_model(config))
+    model = abstract_model(config)
     try:
         pretrained.fill_module(model, pretrained.load_arrays(name, progress=progress), what=f"{name} weights")
     except pretrained.WeightsError as err:

@@ -18,14 +18,9 @@ from PIL import Image
 
 from arbstyle import images
 from arbstyle.nets.transformer import SIZE_MULTIPLE
-from arbstyle.tiling import DEFAULT_TILE, TransformerRunner
+from arbstyle.stylize_defaults import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, DEFAULT_TILE, STYLE_SIZE
+from arbstyle.tiling import TransformerRunner
 
-DEFAULT_MODEL = "magenta-mobile"
-# Imported int8 models run with float activations by default: ~8x faster than replaying the int8 graph exactly
-# on CPU, tileable, and within 0.025 mean absolute difference of it (astronaut x brick, 512 px).
-ACTIVATIONS = ("float", "exact")
-DEFAULT_ACTIVATIONS = "float"
-STYLE_SIZE = 256  # the predictor was trained on 256 px styles
 # Untiled forwards (batch x pixels) may use this share of physical memory; beyond it, exact tiling.
 MEMORY_FRACTION = 0.4
 MAX_BATCH = 8  # larger batches of one content gain nothing on a CPU

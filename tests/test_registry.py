@@ -103,3 +103,32 @@ def test_a_cache_converted_for_other_networks_is_converted_again(tmp_path, monke
     model = load_model("magenta-mobile", quantize_activations=False)
     assert model.predictor.bottleneck.bias.shape == (100,)
     assert "predictor/bottleneck/bias" in pretrained.load_arrays("magenta-mobile")
+
+
+@pytest.mark.parametrize("config", [
+    {"predictor": "mobilenet", "alpha": 0.25},
+    {"predictor": "inception", "alpha": 0.25},
+    {"predictor": "table", "num_styles": 3, "alpha": 0.25},
+    "magenta-mobile-exact",
+])
+def test_abstract_model_has_the_structure_of_build_model(config):
+    # load_pretrained fills abstract_model(config); it must be the very graph build_model makes, variable for
+    # variable (same paths, types, shapes, dtypes), only built without RNG bookkeeping.
+    import jax
+
+    from arbstyle import pretrained
+    from arbstyle.model import abstract_model
+
+    if config == "magenta-mobile-exact":
+        config = dict(pretrained.model_config("magenta-mobile"), quantize_activations=True)
+    fast = abstract_model(config)
+    reference = nnx.eval_shape(lambda: build_model(config))
+    fast_def, fast_state = nnx.split(fast)
+    ref_def, ref_state = nnx.split(reference)
+    assert fast_def == ref_def
+
+    def described(state):
+        return {"/".join(map(str, p)): (type(v).__name__, v.shape, v.dtype) for p, v in nnx.to_flat_state(state)}
+
+    assert described(fast_state) == described(ref_state)
+    assert all(isinstance(v.get_value(), jax.ShapeDtypeStruct) for _, v in nnx.to_flat_state(fast_state))
