@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from PIL import Image  # noqa: E402
+
 from results_io import write_results  # noqa: E402
 
 STAGES = ("parser", "jax + flax + networks", "model", "embed", "stylize", "write")
@@ -143,7 +145,8 @@ def main() -> int:
                 result = run_once(pythonpath, tmp / f"xla-cache-{name}", content, style, tmp / f"out-{name}.png")
                 runs[name].append(result)
                 print(name, "cold" if i == 0 else "warm", json.dumps(result["stages"]))
-        photo = "x".join(map(str, __import__("PIL.Image", fromlist=["Image"]).open(content).size))
+        with Image.open(content) as opened:
+            photo = "x".join(map(str, opened.size))
     load.append(round(os.getloadavg()[0], 1))
     # the command names each tree, not where it lay on the measuring machine
     shown = [f"--tree {name}=<{name} checkout>" for name in trees] if args.tree else []
