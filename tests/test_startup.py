@@ -65,3 +65,22 @@ def test_flax_imported_without_ipython_leaves_ipython_importable():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.slow
+def test_a_second_run_compiles_nothing_new(tmp_path):
+    # Every program of a stylize run (style embedding, CIN heads, transformer) is kept in the persistent cache,
+    # so a second run with the same shapes adds no entry: it compiled nothing.
+    import skimage.data
+
+    content, style = tmp_path / "coffee.png", tmp_path / "gravel.png"
+    save_image(skimage.data.coffee()[::8, ::8], content)
+    save_image(skimage.data.gravel()[:64, :64], style)
+    cache = tmp_path / "xla-cache"
+    argv = ("stylize", str(content), "-s", str(style), "-o", str(tmp_path / "out.png"), "--style-size", "64",
+            "--overwrite")
+    assert _run(*argv, env_extra={"ARBSTYLE_XLA_CACHE": str(cache)})["rc"] == 0
+    first = sorted(p.name for p in cache.glob("*-cache"))
+    assert len(first) >= 3  # embedding, heads and transformer at least
+    assert _run(*argv, env_extra={"ARBSTYLE_XLA_CACHE": str(cache)})["rc"] == 0
+    assert sorted(p.name for p in cache.glob("*-cache")) == first
