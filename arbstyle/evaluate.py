@@ -563,5 +563,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["evaluate", "open_model", "Scorer", "SeparateScorer", "markdown_table", "EVAL_CONTENT_LAYERS", "EVAL_STYLE_LAYERS",
+__all__ = ["evaluate", "open_model", "Scorer", "SeparateScorer", "markdown_table", "EVAL_CONTENT_LAYERS",
+           "EVAL_STYLE_LAYERS",
            "add_arguments", "run"]
