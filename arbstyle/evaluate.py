@@ -564,5 +564,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["evaluate", "open_model", "Scorer", "SeparateScorer", "markdown_table", "EVAL_CONTENT_LAYERS",
-           "EVAL_STYLE_LAYERS",
-           "add_arguments", "run"]
+           "EVAL_STYLE_LAYERS", "add_arguments", "run"]
