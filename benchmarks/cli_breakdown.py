@@ -135,6 +135,9 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cli_breakdown"))
     args = parser.parse_args()
     trees = dict(spec.split("=", 1) for spec in args.tree) if args.tree else {"this": str(ROOT)}
+    # the runs start in a scratch folder: relative entries must not resolve there
+    trees = {name: os.pathsep.join(str(Path(p).resolve()) for p in path.split(os.pathsep))
+             for name, path in trees.items()}
     load = [round(os.getloadavg()[0], 1)]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
