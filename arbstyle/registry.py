@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flax import nnx
-
 from arbstyle import pretrained
 
 
@@ -32,14 +30,14 @@ def load_pretrained(name: str, *, progress: bool = False, **config_overrides):
     `quantize_activations=True` asks for the exact replay: float scored better on LPIPS, FID and ArtFID in
     benchmarks/results/evaluation.md and is 8x faster on CPU.
     """
-    from arbstyle.model import build_model, model_config
+    from arbstyle.model import abstract_model, model_config
 
     base = pretrained.model_config(name)
     if base is None:
         raise RegistryError(f"{name} is trunk weights, not a whole model; models: {', '.join(names())}")
     config_overrides.setdefault("quantize_activations", False)
     config = model_config(base, **config_overrides)
-    model = nnx.eval_shape(lambda: build_model(config))
+    model = abstract_model(config)
     # the cached file is checked against the sha256 pinned for this version's converter, so it always has the
     # variables of this version's networks
     pretrained.fill_module(model, _arrays(name, progress), what=f"{name} weights")

@@ -19,14 +19,9 @@ from PIL import Image
 
 from arbstyle import images
 from arbstyle.nets.transformer import SIZE_MULTIPLE
-from arbstyle.tiling import CONTRACT_HALO, DEFAULT_TILE, TransformerRunner, default_max_buffer
+from arbstyle.stylize_defaults import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, DEFAULT_TILE, STYLE_SIZE
+from arbstyle.tiling import CONTRACT_HALO, TransformerRunner, default_max_buffer
 
-DEFAULT_MODEL = "magenta-mobile"
-# Imported int8 models run with float activations by default: ~8x faster than replaying the int8 graph exactly
-# on CPU, tileable, and within 0.025 mean absolute difference of it (astronaut x brick, 512 px).
-ACTIVATIONS = ("float", "exact")
-DEFAULT_ACTIVATIONS = "float"
-STYLE_SIZE = 256  # the predictor was trained on 256 px styles
 # Untiled forwards (batch x pixels) may use this share of physical memory; beyond it, exact tiling.
 MEMORY_FRACTION = 0.4
 MIN_TILE = 16  # smallest tile side fitted under the per-buffer limit (a multiple of the stream's 4 x stride grid)

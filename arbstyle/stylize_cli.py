@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 
 from arbstyle import images
 from arbstyle.cli import CLIError
-from arbstyle.stylize import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, STYLE_SIZE
-from arbstyle.tiling import DEFAULT_TILE
+# Argument definitions need only these defaults: JAX and the networks load when a command runs.
+from arbstyle.stylize_defaults import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, DEFAULT_TILE, STYLE_SIZE
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}

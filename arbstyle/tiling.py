@@ -30,6 +30,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from arbstyle.nets.transformer import SIZE_MULTIPLE
+from arbstyle.stylize_defaults import DEFAULT_TILE
 
 # Halos, from each stage's receptive field. Contract: the 9x9 conv (4) + two stride-2 3x3 convs (1 + 2) + the
 # offset inside a 4 x 4 cell (3) = 10 full-resolution pixels -> 16. A residual block: two 3x3 convs = 2 stream
@@ -39,9 +40,6 @@ from arbstyle.nets.transformer import SIZE_MULTIPLE
 CONTRACT_HALO = 16
 STREAM_HALO = 4
 STREAM_SCALE = 4  # the residual stream is at 1/4 of the input resolution
-# Largest interior side of a tile (input pixels); windows are a halo wider. 2048 keeps a window near the size
-# the untiled path handles comfortably while wasting little on halos (4096 -> 4 windows of 2080 for contract).
-DEFAULT_TILE = 2048
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 # XLA's CPU runtime aborts the whole process (std::bad_alloc, no Python exception) when one allocation exceeds

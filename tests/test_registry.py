@@ -107,3 +107,32 @@ def test_a_tampered_cache_with_a_rewritten_record_is_refused(tmp_path, monkeypat
     assert "does not match the pinned" in capsys.readouterr().err
     pretrained.fetch("magenta-mobile", force=True)  # the advertised fix converts the pinned source again
     assert load_model("magenta-mobile").predictor.bottleneck.bias.shape == (100,)
+
+
+@pytest.mark.parametrize("config", [
+    {"predictor": "mobilenet", "alpha": 0.25},
+    {"predictor": "inception", "alpha": 0.25},
+    {"predictor": "table", "num_styles": 3, "alpha": 0.25},
+    "magenta-mobile-exact",
+])
+def test_abstract_model_has_the_structure_of_build_model(config):
+    # load_pretrained fills abstract_model(config); it must be the very graph build_model makes, variable for
+    # variable (same paths, types, shapes, dtypes), only built without RNG bookkeeping.
+    import jax
+
+    from arbstyle import pretrained
+    from arbstyle.model import abstract_model
+
+    if config == "magenta-mobile-exact":
+        config = dict(pretrained.model_config("magenta-mobile"), quantize_activations=True)
+    fast = abstract_model(config)
+    reference = nnx.eval_shape(lambda: build_model(config))
+    fast_def, fast_state = nnx.split(fast)
+    ref_def, ref_state = nnx.split(reference)
+    assert fast_def == ref_def
+
+    def described(state):
+        return {"/".join(map(str, p)): (type(v).__name__, v.shape, v.dtype) for p, v in nnx.to_flat_state(state)}
+
+    assert described(fast_state) == described(ref_state)
+    assert all(isinstance(v.get_value(), jax.ShapeDtypeStruct) for _, v in nnx.to_flat_state(fast_state))
