@@ -26,7 +26,8 @@ RANGES = {
     "loss.content_weight": (0, None, False), "loss.style_weight": (0, None, False), "loss.tv_weight": (0, None, False),
     "optimizer.learning_rate": (0, None, True), "optimizer.b1": (0, 1, False), "optimizer.b2": (0, 1, False),
     "optimizer.eps": (0, None, True), "optimizer.momentum": (0, 1, False), "optimizer.clip_norm": (0, None, False),
-    "optimizer.warmup_steps": (0, None, False),
+    "optimizer.warmup_steps": (0, None, False), "init.distill.styles": (16, None, False),
+    "init.distill.holdout": (0, 1, True),
     "train.batch_size": (1, None, False), "train.steps": (0, None, False), "train.log_every": (1, None, False),
     "train.checkpoint_every": (1, None, False), "train.keep_checkpoints": (1, None, False),
     "train.sample_every": (0, None, False), "train.num_samples": (0, None, False),
@@ -49,8 +50,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.trunk = ml_collections.ConfigDict({"final_endpoint": "Mixed_6e"})
     # Where the starting weights come from (applied in this order): a whole model (registry name or workdir),
     # then pretrained trunk weights for the style predictor (an arbstyle.pretrained name, e.g. 'inception-v3'),
-    # then a transformer and its CIN heads from a Magenta TFLite file (arbstyle.weights.magenta_tflite).
-    c.init = ml_collections.ConfigDict({"model": "", "trunk": "", "transformer": ""})
+    # then a transformer and its CIN heads from another model (registry name or workdir) or a Magenta TFLite file
+    # (arbstyle.weights.magenta_tflite); last, the bottleneck fitted to a teacher's embeddings of `styles` augmented
+    # training styles (arbstyle.distill; saved as checkpoint 0).
+    c.init = ml_collections.ConfigDict({"model": "", "trunk": "", "transformer": "",
+                                        "distill": {"teacher": "", "styles": 2048, "holdout": 0.1}})
     c.data = pipeline.default_config()
     loss = losses.LossConfig()
     c.loss = ml_collections.ConfigDict({

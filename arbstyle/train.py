@@ -166,17 +166,43 @@ def _load_trunk(model, name: str) -> None:
     loader(model.predictor.trunk, name)
 
 
-def _load_transformer(model, path: str) -> None:
-    """The transformer and CIN heads of a Magenta TFLite style transformer (e.g. the full-width transformer of
-    Magenta's Inception-v3 model), into a float model of the same width."""
+def _load_transformer(model, source: str) -> None:
+    """The transformer and CIN heads of another model (a registry name or a workdir, of the same width) or of a
+    Magenta TFLite style transformer file (e.g. the full-width transformer of Magenta's Inception-v3 model)."""
     from arbstyle.weights import magenta_tflite
 
     if model.heads is None:
-        raise CLIError(f"init.transformer={path!r}: a 'table' model has no CIN heads to load")
-    try:
-        magenta_tflite.load_transformer(model.transformer, model.heads, Path(path).expanduser())
-    except magenta_tflite.TFLiteImportError as err:
-        raise CLIError(f"init.transformer: {err}") from None
+        raise CLIError(f"init.transformer={source!r}: a 'table' model has no CIN heads to load")
+    if source.endswith(".tflite"):
+        try:
+            magenta_tflite.load_transformer(model.transformer, model.heads, Path(source).expanduser())
+        except magenta_tflite.TFLiteImportError as err:
+            raise CLIError(f"init.transformer: {err}") from None
+        return
+    donor = _load_init_model(source)
+    if donor.heads is None or donor.config["alpha"] != model.config["alpha"]:
+        raise CLIError(f"init.transformer={source!r}: needs an arbitrary-style model of width {model.config['alpha']}")
+    nnx.update(model.transformer, nnx.state(donor.transformer))
+    nnx.update(model.heads, nnx.state(donor.heads))
+
+
+def _distill_bottleneck(model, distill, data_cfg, seed: int) -> None:
+    """init.distill: the bottleneck fitted to a teacher model's embeddings of augmented training styles."""
+    from arbstyle import data, distill as distillation
+    from arbstyle.progress import Progress
+
+    if model.predictor is None:
+        raise CLIError("init.distill: a 'table' model has no style predictor")
+    teacher = _load_init_model(distill.teacher)
+    if teacher.predictor is None:
+        raise CLIError(f"init.distill.teacher={distill.teacher!r}: has no style predictor")
+    set_mode(model, False)
+    teacher.eval()
+    styles = (batch["style"] for batch in data.make_pipeline(data_cfg, split="train", seed=seed + 1, global_batch=8))
+    with Progress(distill.styles, desc=f"distill from {distill.teacher}", unit="styles") as bar:
+        report = distillation.fit_bottleneck(model, teacher, styles, distill.styles, holdout=distill.holdout,
+                                             progress=bar)
+    return report
 
 
 # ---- the data ------------------------------------------------------------------------------------------------------
@@ -534,6 +560,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
         _load_trunk(model, config.init.trunk)
     if config.init.transformer and not resuming:
         _load_transformer(model, config.init.transformer)
+    distilled = None
+    if config.init.distill.teacher and not resuming:
+        distilled = _distill_bottleneck(model, config.init.distill, data_cfg, config.seed)
     check_freeze(model, freeze)
     if tc.bf16:
         use_bf16(model)
@@ -626,6 +655,12 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
             grid = sample_grid(pairs, stylized)
             images.save_image(grid, workdir / "samples" / f"step_{step:07d}.png")
             writer.image("samples", grid, step)
+
+    if distilled is not None:
+        # the distilled starting point, kept as step 0 (with its held-out loss) to compare fine-tuning against
+        metrics_log.write(0, {f"distill/{k}": v for k, v in distilled.items() if isinstance(v, (int, float))})
+        write_samples(0)
+        save(0, force=True)
 
     losses: dict[int, float] = {}
     status = "done"

@@ -23,7 +23,7 @@ def _flat(module) -> dict[str, np.ndarray]:
 def test_two_steps_train_only_the_bottleneck(shared, tmp_path, capsys):
     workdir = tmp_path / "run"
     val = shared / "data" / "val"
-    args = ["train", "--config", str(CONFIG), "--workdir", str(workdir), "--config.train.progress=false",
+    args = ["train", "--config", f"{CONFIG}:full", "--workdir", str(workdir), "--config.train.progress=false",
             f"--config.data.content={val / 'content'}", f"--config.data.style={val / 'styles'}",
             "--config.data.eval_content=", "--config.data.eval_style=",
             "--config.data.content_size=32", "--config.data.style_size=96", "--config.loss.style_size=32",
@@ -60,3 +60,39 @@ def test_two_steps_train_only_the_bottleneck(shared, tmp_path, capsys):
     assert [r["step"] for r in logged if "loss/total" in r] == [1, 2]
     held_out = [r for r in logged if "val/loss/total" in r]
     assert [r["step"] for r in held_out] == [1, 2] and all(np.isfinite(r["val/loss/style"]) for r in held_out)
+
+
+def test_shipped_weights_are_pinned_and_a_tampered_copy_is_refused(tmp_path, monkeypatch):
+    import arbstyle
+
+    item = pretrained.artifact("ghiasi-inception")
+    [(relative, pin)] = item.source.files.items()
+    shipped = Path(arbstyle.__file__).parent / relative
+    assert pretrained.sha256_file(shipped) == pin and shipped.stat().st_size < 10e6
+    # the same pins, read from a package whose copy of the file differs by one bit
+    package = tmp_path / "altered_arbstyle"
+    (package / relative).parent.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    data = bytearray(shipped.read_bytes())
+    data[len(data) // 2] ^= 1
+    (package / relative).write_bytes(bytes(data))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "work").mkdir()
+    with pytest.raises(pretrained.WeightsError, match="is not the pinned") as err:
+        pretrained.PackageFiles("altered_arbstyle", item.source.files).obtain(tmp_path / "work")
+    assert "\n" not in str(err.value)
+
+
+def test_ghiasi_inception_stylizes_a_small_photo_end_to_end(tmp_path, capsys):
+    from skimage import data as samples
+
+    from arbstyle import images
+
+    photo, painting = tmp_path / "photo.png", tmp_path / "painting.png"
+    images.save_image(images.resize_to(images.to_float32(samples.astronaut()), (72, 72)), photo)
+    images.save_image(images.to_float32(samples.coffee()), painting)
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(photo), "-s", str(painting), "--model", "ghiasi-inception", "-o", str(out)]) == 0
+    result, original = images.load_image(out), images.load_image(photo)
+    assert result.shape == original.shape
+    assert 0.02 < np.abs(result - original).mean() < 0.5 and result.std() > 0.03

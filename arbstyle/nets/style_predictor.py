@@ -43,10 +43,12 @@ class StylePredictor(nnx.Module):
         self.trunk = trunk
         self.bottleneck = nnx.Linear(trunk.out_channels, dim, rngs=rngs)
 
+    def features(self, style):
+        """The trunk's spatially averaged features (B, out_channels): what the bottleneck maps."""
+        return jnp.mean(self.trunk(style * 2.0 - 1.0).astype(jnp.float32), axis=(1, 2))
+
     def __call__(self, style):
-        features = self.trunk(style * 2.0 - 1.0)
-        pooled = jnp.mean(features.astype(jnp.float32), axis=(1, 2))
-        return self.bottleneck(pooled)
+        return self.bottleneck(self.features(style))
 
 
 class StyleTable(nnx.Module):
