@@ -181,7 +181,7 @@ def plan_jobs(args) -> tuple[list[Job], list[Style], np.ndarray | None]:
 
 
 def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("content", nargs="+", help="content images: files, folders or globs")
+    parser.add_argument("content", nargs="+", help="content images: files, folders or globs; or one video clip")
     parser.add_argument("-s", "--style", nargs="+", help="style images: files, folders or globs")
     parser.add_argument("--style-embedding", action="append", metavar="FILE[:NAME]",
                         help="a style from an `arbstyle embed` file (all of the file's styles without :NAME)")
@@ -213,6 +213,9 @@ def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
                         help="compile for each exact content size instead of padding to size buckets")
     parser.add_argument("--keep-going", action="store_true",
                         help="skip unreadable contents (reported) instead of stopping before any output")
+    from arbstyle.video_cli import add_video_arguments
+
+    add_video_arguments(parser)
 
 
 def _model_arguments(parser) -> None:
@@ -260,7 +263,10 @@ def _validate_contents(jobs: list[Job], keep_going: bool) -> tuple[list[Job], li
 
 def run_stylize(args) -> int:
     from arbstyle.stylize import preserve_colors
+    from arbstyle.video_cli import run_video, wants_video
 
+    if wants_video(args):
+        return run_video(args)
     _check_numbers(args)
     jobs, styles, weights = plan_jobs(args)
     skipped = 0

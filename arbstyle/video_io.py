@@ -94,7 +94,6 @@ def read_frames(path, info: VideoInfo | None = None) -> Iterator[np.ndarray]:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
             decoded = container.decode(stream)
             while True:
                 try:
