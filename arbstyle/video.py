@@ -25,7 +25,7 @@ from arbstyle import images
 TEMPORAL_MODES = ("off", "stats", "flow", "stats+flow")
 DEFAULT_TEMPORAL = "flow"
 STATS_WINDOW = 8  # frames whose CIN statistics are pooled in `stats` mode
-DEFAULT_BLEND = 0.7  # weight of the warped previous output where the flow is trusted
+DEFAULT_BLEND = 0.6  # weight of the warped previous output where the flow is trusted
 FLOW_SIDE = 512  # flow is computed with the long side at most this: DIS is then a small share of a frame's cost
 # Mean absolute RGB difference (0-1 scale) between the current input and the warped previous input at which the
 # blend weight has fallen to 1/e: above sensor noise (about 0.01 for sigma 3/255) and well below what an
@@ -70,12 +70,17 @@ class FlowBlend:
                 flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32([fx, fy])
             grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
             map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
-            warped_out = cv2.remap(prev_out, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            # Lanczos, not bilinear: the output is resampled again every frame, and bilinear's blur compounds
+            warped_out = cv2.remap(prev_out, map_x, map_y, cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE)
             warped_in = cv2.remap(prev_content, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             error = cv2.GaussianBlur(np.abs(content - warped_in).mean(axis=2), (5, 5), 0)
             inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
             weight = (self.blend * np.exp(-np.square(error / self.tolerance)) * inside)[..., None]
             out = (weight * warped_out + (1.0 - weight) * stylized).astype(np.float32)
+            # Averaging two renderings whose brush strokes do not line up exactly lowers the contrast of the
+            # strokes; give the result the stylized frame's own per-channel spread back.
+            mean, spread = out.mean(axis=(0, 1)), out.std(axis=(0, 1)) + 1e-6
+            out = np.clip((out - mean) * (stylized.std(axis=(0, 1)) / spread) + mean, 0.0, 1.0).astype(np.float32)
         self._prev = (gray, content, out)
         return out
 
