@@ -111,7 +111,7 @@ def run_video(args) -> int:
         source = Path(spec).expanduser()
         info = video_io.probe(source)
         frames = video_io.read_frames(source, info)
-        names = [f"frame_{i:06d}" for i in range(info.frames or 0)]
+        names = None  # frame_000000, frame_000001, ...
     _one_style(args, None)  # the style files are checked before the model loads, too
 
     max_size = args.max_size
@@ -129,11 +129,12 @@ def run_video(args) -> int:
     style_name, embedding = _one_style(args, stylizer)
     if to_video:
         writer = video_io.VideoWriter(out, width=size[0], height=size[1], fps=info.fps,
-                                      sample_aspect=info.sample_aspect, audio_from=source if info.audio_streams else None,
+                                      sample_aspect=info.sample_aspect,
+                                      audio_from=source if info.audio_streams else None,
                                       codec=args.codec, crf=args.crf, preset=args.preset)
     else:
         suffix = OUTPUT_FORMATS[args.format] if args.format else ".png"
-        writer = video_io.FrameFolderWriter(out, _NameList(names), suffix=suffix, quality=args.quality,
+        writer = video_io.FrameFolderWriter(out, names, suffix=suffix, quality=args.quality,
                                             overwrite=args.overwrite)
     stream = stylize_stream(stylizer, frames, embedding, strength=args.strength, preserve_color=args.preserve_color,
                             size=size, work_size=args.work_size, temporal=args.temporal, batch=args.batch,
@@ -155,11 +156,3 @@ def run_video(args) -> int:
     print(f"wrote {writer.frames} frame(s) of {size[0]}x{size[1]} to {out}")
     return 0
 
-
-class _NameList(list):
-    """Frame file names; past the known ones (a header without a frame count), numbered ones."""
-
-    def __getitem__(self, index):
-        if isinstance(index, int) and index >= len(self):
-            return f"frame_{index:06d}"
-        return super().__getitem__(index)

