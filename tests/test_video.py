@@ -216,3 +216,22 @@ def test_flow_blend_follows_motion_and_drops_occlusions():
     cut(prev_in.astype(np.float32), prev_out)
     other = rng.uniform(0, 1, (64, 64, 3)).astype(np.float32)
     assert np.abs(cut(other, cur_out) - cur_out).mean() < 0.02
+
+
+def test_image_controls_apply_to_the_whole_clip(tmp_path, style):
+    clip = make_clip(tmp_path / "clip.mp4", count=3, audio=False)
+    other = save_image(texture(64, seed=12), tmp_path / "other.png")
+    embeddings = tmp_path / "styles.npz"
+    assert _run("embed", style, other, "-o", embeddings) == 0
+    runs = {"plain": ["-s", style],
+            "controls": ["-s", style, other, "--style-weights", "0.5,0.5", "--strength", "0.5", "--preserve-color",
+                         "--work-size", "16"],
+            "stored": ["--style-embedding", f"{embeddings}:art"]}
+    outs = {}
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}"
+        assert _run("stylize", clip, *extra, "-o", out, "--temporal", "off") == 0
+        outs[name] = np.stack([frame for frame in video_io.read_frame_files(sorted(out.iterdir()))])
+    assert outs["plain"].shape == outs["controls"].shape == (3, 32, 32, 3)
+    assert np.abs(outs["plain"].astype(int) - outs["controls"]).mean() > 5
+    assert np.abs(outs["plain"].astype(int) - outs["stored"]).max() <= 1  # the stored embedding is the same style
