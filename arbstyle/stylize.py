@@ -273,9 +273,67 @@ class Stylizer:
             return self.stylize_arrays(content, embeddings, tile=tile, progress=progress)
         small = images.resize_long(content, work_size)
         outs = self.stylize_arrays(small, embeddings, tile=tile, progress=progress)
-        size = (content.shape[1], content.shape[0])
-        return [images.to_float32(Image.fromarray(images.to_uint8(out)).resize(size, Image.Resampling.LANCZOS))
-                for out in outs]
+        return [_upscale(out, (content.shape[1], content.shape[0])) for out in outs]
+
+    def stylize_batch(self, frames: np.ndarray, embedding: np.ndarray, *, work_size: int | None = None,
+                      shared_stats: bool = False) -> np.ndarray:
+        """Several contents of one size (B, H, W, 3) float32 with one style (D,) -> (B, H, W, 3): the frames of
+        a clip. shared_stats: normalise every CIN layer with statistics pooled over the batch (see
+        `TransformerRunner.pooled`). Frames too large for an untiled pass go through the tiled forward one by one.
+        """
+        frames = np.asarray(frames, np.float32)
+        count, height, width = frames.shape[:3]
+        if work_size and max(height, width) > work_size:
+            small = np.stack([images.resize_long(f, work_size) for f in frames])
+            outs = self.stylize_batch(small, embedding, shared_stats=shared_stats)
+            return np.stack([_upscale(out, (width, height)) for out in outs])
+        if min(height, width) < images.MIN_SIDE:
+            raise ValueError(f"frames are {width}x{height}; each side must be at least {images.MIN_SIDE}")
+        embedding = np.asarray(embedding, np.float32)
+        if height * width > self.tile_above:
+            return np.stack([self.stylize_arrays(f, embedding[None])[0] for f in frames])
+        padded = frames
+        if self.bucket:
+            bh, bw = bucket_side(height), bucket_side(width)
+            padded = np.pad(frames, ((0, 0), (0, bh - height), (0, bw - width), (0, 0)), mode="reflect")
+        style = self._heads(self._heads_state, jnp.asarray(np.repeat(embedding[None], count, axis=0)))
+        if shared_stats:
+            y = self.runner.pooled(padded, style)
+        else:
+            y = np.asarray(self.runner(jnp.asarray(padded), style))
+        return y[:, :height, :width]
+
+    def frames_per_batch(self, height: int, width: int) -> int:
+        """Frames per network call: as many as the memory budget allows, at most MAX_BATCH on a CPU (larger
+        batches gain nothing there) and 4x that on an accelerator; a power of two, so few shapes compile."""
+        cap = MAX_BATCH if jax.default_backend() == "cpu" else 4 * MAX_BATCH
+        fits = self.memory_budget // max(1, bucket_side(height) * bucket_side(width) * self.bytes_per_pixel)
+        n = max(1, min(cap, fits))
+        return 1 << (n.bit_length() - 1)
+
+    def stylize_video(self, path_or_frames, style, *, strength: float = 1.0, preserve_color: bool = False,
+                      max_size: int | None = None, work_size: int | None = None, temporal: str | None = None,
+                      batch: int | None = None):
+        """Stylize a clip, yielding float32 HxWx3 frames in [0, 1] one by one, in bounded memory.
+
+        path_or_frames: a video file (any container FFmpeg reads) or an iterable of frames (arrays or PIL
+        images of one size). style: as for `stylize`, one style. temporal: a mode of
+        `arbstyle.video.TEMPORAL_MODES` (default `arbstyle.video.DEFAULT_TEMPORAL`). max_size caps the long side
+        of the frames; work_size runs the network smaller and upscales.
+        """
+        from arbstyle import video
+
+        if isinstance(style, (list, tuple)):
+            raise ValueError("stylize_video takes one style; mix several with Stylizer.mix(...)")
+        if isinstance(path_or_frames, (str, os.PathLike)):
+            from arbstyle import video_io
+
+            frames = video_io.read_frames(path_or_frames)
+        else:
+            frames = path_or_frames
+        yield from video.stylize_stream(self, frames, self._embedding_of(style), strength=strength,
+                                        preserve_color=preserve_color, max_size=max_size, work_size=work_size,
+                                        temporal=temporal, batch=batch)
 
     def stylize_arrays(self, content: np.ndarray, embeddings: np.ndarray, *, tile: bool | None = None,
                        progress: bool = False) -> list[np.ndarray]:
@@ -361,6 +419,10 @@ class Stylizer:
             raise ValueError(f"a {width}x{height} result needs about {need / 2**30:.1f} GiB even tiled, over the "
                              f"memory budget of {self.memory_budget / 2**30:.1f} GiB; use a smaller --content-size "
                              "or --max-size")
+
+
+def _upscale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return images.to_float32(Image.fromarray(images.to_uint8(image)).resize(size, Image.Resampling.LANCZOS))
 
 
 def stylize(content, style, *, model: str = DEFAULT_MODEL, **kwargs):

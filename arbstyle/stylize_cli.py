@@ -188,7 +188,7 @@ def plan_jobs(args) -> tuple[list[Job], list[Style], np.ndarray | None]:
 def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
     # contents may be empty for argparse so that `-s style.jpg photo.jpg` (where -s takes both) reaches
     # plan_jobs, which explains what happened instead of argparse's bare "required: content"
-    parser.add_argument("content", nargs="*", help="content images: files, folders or globs (before -s)")
+    parser.add_argument("content", nargs="*", help="content images: files, folders or globs, or one video clip (before -s)")
     parser.add_argument("-s", "--style", nargs="+", help="style images: files, folders or globs (takes every "
                         "following name up to the next option, so give the contents first)")
     parser.add_argument("--style-embedding", action="append", metavar="FILE[:NAME]",
@@ -222,6 +222,9 @@ def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
                         help="compile for each exact content size instead of padding to size buckets")
     parser.add_argument("--keep-going", action="store_true",
                         help="skip unreadable contents (reported) instead of stopping before any output")
+    from arbstyle.video_cli import add_video_arguments
+
+    add_video_arguments(parser)
 
 
 def _model_arguments(parser, *, transformer: bool = True) -> None:
@@ -321,7 +324,10 @@ def _validate_contents(jobs: list[Job], keep_going: bool) -> tuple[list[Job], li
 
 def run_stylize(args) -> int:
     from arbstyle.stylize import preserve_colors
+    from arbstyle.video_cli import run_video, wants_video
 
+    if wants_video(args):
+        return run_video(args)
     _check_numbers(args)
     jobs, styles, weights = plan_jobs(args)
     # leftovers of a run killed mid-write (kill -9 cannot be caught), also beside outputs that will be skipped

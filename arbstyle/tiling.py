@@ -255,6 +255,44 @@ class TransformerRunner:
         bar.close()
         return out[:, :height, :width]
 
+    # ------------------------------------------------------------------ statistics shared by a batch
+
+    def pooled(self, content, style: dict) -> np.ndarray:
+        """Forward of a batch (the frames of a clip's window) in which every CIN layer normalises with mean and
+        variance pooled over the whole batch instead of each image's own, so that frames of one window share
+        their statistics. The moments are accumulated exactly as for tiling, one stage at a time.
+        """
+        content = np.asarray(content, np.float32)
+        batch, height, width, _ = content.shape
+        pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
+        if pad_h or pad_w:
+            content = np.pad(content, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
+        blocks = [s for s in self.stages if s.startswith("residual")]
+        stats: dict = {}
+
+        def statistics(source, start_at, name):
+            box = (0, source.shape[1], 0, source.shape[2])
+            count, mean, m2 = jax.device_get(self._run(source, style, dict(stats), stop_at=name,
+                                                        start_at=start_at, box=box))
+            total = None
+            for i in range(batch):  # every frame is one more "tile" of the pooled statistics
+                total = _merge(total, (count, mean[i:i + 1], m2[i:i + 1]))
+            count, mean, m2 = total
+            stats[name] = (jnp.asarray(np.broadcast_to(mean, (batch, mean.shape[-1])), jnp.float32),
+                           jnp.asarray(np.broadcast_to(m2 / count, (batch, m2.shape[-1])), jnp.float32))
+
+        stream = self._run(content, style, None, stop_at=blocks[0])
+        for i, block in enumerate(blocks):
+            for name in (f"{block}/conv1", f"{block}/conv2"):
+                statistics(stream, block, name)
+            following = blocks[i + 1] if i + 1 < len(blocks) else self.stages[len(blocks) + 1]
+            stream = self._run(stream, style, dict(stats), start_at=block, stop_at=following)
+        first_expand = self.stages[len(blocks) + 1]
+        for name in [n for n in self.names if n.startswith("expand")]:
+            statistics(stream, first_expand, name)
+        out = self._run(stream, style, stats, start_at=first_expand)
+        return np.asarray(out)[:, :height, :width]
+
 
 def _grid(rows: list[Span], cols: list[Span]) -> list[tuple[Span, Span]]:
     return [(r, c) for r in rows for c in cols]
