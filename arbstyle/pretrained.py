@@ -153,6 +153,15 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
                          "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"),
              "arbstyle.weights.inception_fid:convert",
              converted_sha256="53acc7ae61aa112aad4d89246071316df465b1d2b98e1e0b3e6a310bf0bd2dc3"),
+    Artifact("ghiasi-inception",
+             "Inception-v3 style predictor trained here (bottleneck distilled from magenta-mobile and fine-tuned) "
+             "with magenta-mobile's alpha=0.25 transformer and CIN heads (Apache-2.0); trunk: inception-v3",
+             PackageFiles("arbstyle", {
+                 "weights/ghiasi_inception.npz": "6845db9b0d4800288d9b30ce423c1649db1379d3e404ff1b88e532235b362836"}),
+             "arbstyle.weights.bundled:convert",
+             model_config={"predictor": "inception", "alpha": 0.25, "trunk": {"final_endpoint": "Mixed_6e"}},
+             converted_sha256="bbd12c7f77ca5c33773e5cdb31688f59ab389f80fb3aeeb6cf83718d1085c3d5",
+             trunk="inception-v3"),
 ]}
 
 

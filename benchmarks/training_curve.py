@@ -89,7 +89,14 @@ def markdown(rows: list[dict], workdirs: list[Path], title: str, png: str) -> st
         ordered = sorted(speed)
         lines += ["", f"Training throughput: median {ordered[len(ordered) // 2]:.2f} images/s over {len(speed)} "
                       f"logging windows (min {ordered[0]:.2f}, max {ordered[-1]:.2f})."]
-    lines += ["", "Reproduce: `python benchmarks/training_curve.py " + " ".join(str(w) for w in workdirs) + " --out ...`"]
+    for r in rows:
+        if "distill/held_out_r2" in r:
+            lines += ["", f"{r['workdir']}: bottleneck distilled before step 1 from {int(r['distill/styles'])} "
+                          f"augmented training styles; held-out R^2 of the teacher's embeddings "
+                          f"{r['distill/held_out_r2']:.3f} on {int(r['distill/held_out'])} styles (training "
+                          f"{r['distill/train_r2']:.3f}, ridge {r['distill/ridge']:g})."]
+    lines += ["", "Reproduce: `python benchmarks/training_curve.py " + " ".join(f"runs/{w.name}" for w in workdirs)
+              + " --out ...` (the workdirs of the training commands)"]
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
-"""experiments/ghiasi_inception.py: a frozen ImageNet Inception-v3 trunk and Magenta's full-width decoder, with a
-trained bottleneck between them (needs ../shared for the decoder's TFLite file and the images)."""
+"""The own model `ghiasi-inception` and experiments/ghiasi_inception.py: a frozen ImageNet Inception-v3 trunk and a
+frozen Magenta decoder, with a distilled and trained bottleneck between them (training tests need ../shared)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +20,7 @@ def _flat(module) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.shared
-def test_two_steps_train_only_the_bottleneck(shared, tmp_path, capsys):
+def test_full_width_route_trains_only_the_bottleneck(shared, tmp_path, capsys):
     workdir = tmp_path / "run"
     val = shared / "data" / "val"
     args = ["train", "--config", f"{CONFIG}:full", "--workdir", str(workdir), "--config.train.progress=false",
@@ -96,3 +96,29 @@ def test_ghiasi_inception_stylizes_a_small_photo_end_to_end(tmp_path, capsys):
     result, original = images.load_image(out), images.load_image(photo)
     assert result.shape == original.shape
     assert 0.02 < np.abs(result - original).mean() < 0.5 and result.std() > 0.03
+
+
+@pytest.mark.shared
+def test_default_route_distills_then_fine_tunes_the_bottleneck(shared, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    val = shared / "data" / "val"
+    args = ["train", "--config", str(CONFIG), "--workdir", str(workdir), "--config.train.progress=false",
+            f"--config.data.content={val / 'content'}", f"--config.data.style={val / 'styles'}",
+            "--config.data.eval_content=", "--config.data.eval_style=", "--config.init.distill.styles=32",
+            "--config.data.content_size=32", "--config.data.style_size=96", "--config.loss.style_size=32",
+            "--config.data.style_resize_extra=(2, 16)", "--config.train.batch_size=2", "--config.train.steps=1",
+            "--config.train.log_every=1", "--config.train.num_samples=2"]
+    assert main(args) == 0
+    assert "done: step 1 (started at 0)" in capsys.readouterr().out
+    assert checkpoints.available_steps(workdir) == [0, 1]
+    [report] = [r for r in read_metrics(workdir) if "distill/held_out_r2" in r]
+    assert report["step"] == 0 and report["distill/styles"] == 32 and np.isfinite(report["distill/held_out_r2"])
+    distilled, tuned = (checkpoints.restore_model(workdir, step) for step in (0, 1))
+    # the distilled bottleneck maps features to embeddings of the teacher's scale, and training moved only it
+    teacher = pretrained.load_arrays("magenta-mobile")
+    tuned_arrays, distilled_arrays = _flat(tuned), _flat(distilled)
+    moved = sorted(k for k in tuned_arrays if not np.array_equal(tuned_arrays[k], distilled_arrays[k]))
+    assert moved == ["predictor/bottleneck/bias", "predictor/bottleneck/kernel"]
+    for key, value in distilled_arrays.items():
+        if key.startswith(("transformer/", "heads/")):
+            np.testing.assert_array_equal(value, teacher[key], err_msg=key)

@@ -40,6 +40,7 @@ def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep the file from other users of an installed package
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
