@@ -8,6 +8,7 @@
         train/                    {"step", "opt_state", "rng"}: Optax state of the trainable params, and the RNG
         data/process_<i>-of-<n>.json   each process's grain iterator state
       tensorboard/events.out.tfevents.*   scalars and sample grids (first process only)
+      metrics.jsonl               every logged scalar and held-out loss as one JSON line (first process only)
       samples/step_<step>.png     grids of fixed validation pairs: content | style | stylized
 
 `restore_model(workdir)` rebuilds the model with `build_model(config["model"])` and fills it from the newest (or
