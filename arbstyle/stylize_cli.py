@@ -9,7 +9,6 @@ import argparse
 import glob
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from tqdm.auto import tqdm
 
 from arbstyle import images
 from arbstyle.cli import CLIError
-from arbstyle.stylize import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, STYLE_SIZE
+from arbstyle.stylize import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, STYLE_SIZE, is_cin, mix_cin
 from arbstyle.tiling import DEFAULT_TILE
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -63,7 +62,7 @@ def expand_inputs(specs: list[str], what: str) -> list[Path]:
 class Style:
     name: str
     source: str  # an image path, or "FILE:NAME" for a stored embedding
-    embedding: np.ndarray | None = None
+    embedding: np.ndarray | dict | None = None  # a (D,) embedding, or CIN parameters (`arbstyle learn --params cin`)
 
 
 @dataclass
@@ -73,20 +72,18 @@ class Job:
     outputs: list[Path] = field(default_factory=list)
 
 
-def read_embeddings(path: Path) -> tuple[list[str], np.ndarray, dict]:
-    """An `arbstyle embed` file -> (names, (N, D) embeddings, metadata). Errors name the file."""
+def read_embeddings(path: Path) -> tuple[list[str], list, dict]:
+    """An `arbstyle embed` or `arbstyle learn` file -> (names, styles, metadata); each style is a (D,) embedding
+    or a CIN dict. Errors name the file."""
+    from arbstyle.stylize import load_styles
+
     if not path.is_file():
         raise CLIError(f"{path}: no such embeddings file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            names = [str(n) for n in data["names"]]
-            vectors = np.asarray(data["embeddings"], np.float32)
-            meta = {k: str(data[k]) for k in ("model",) if k in data}
-    except (OSError, ValueError, KeyError) as err:
-        raise CLIError(f"{path}: not an arbstyle embeddings file (.npz with names and embeddings): {err}") from None
-    if vectors.ndim != 2 or len(names) != len(vectors) or not np.isfinite(vectors).all():
-        raise CLIError(f"{path}: malformed embeddings (names {len(names)}, array {vectors.shape})")
-    return names, vectors, meta
+        styles, meta = load_styles(path)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    return list(styles), list(styles.values()), meta
 
 
 def parse_style_embedding(spec: str, model: str | None = None) -> list[Style]:
@@ -258,6 +255,10 @@ def _validate_contents(jobs: list[Job], keep_going: bool) -> tuple[list[Job], li
     return good, errors
 
 
+def _row(batch, i: int):
+    return {k: (g[i], b[i]) for k, (g, b) in batch.items()} if is_cin(batch) else batch[i]
+
+
 def run_stylize(args) -> int:
     from arbstyle.stylize import preserve_colors
 
@@ -289,18 +290,25 @@ def run_stylize(args) -> int:
         for style, vector in zip(chunk, stylizer.embed([s.source for s in chunk])):
             style.embedding = vector
     for style in styles:
-        if style.embedding.shape != (stylizer.embedding_dim,):
+        if not is_cin(style.embedding) and style.embedding.shape != (stylizer.embedding_dim,):
             raise CLIError(f"{style.source}: embedding has {style.embedding.shape[0]} values, "
                            f"model {args.model} expects {stylizer.embedding_dim}")
-    by_name = {s.name: s.embedding for s in styles}
-    mixed = stylizer.mix(np.stack([s.embedding for s in styles]), weights) if weights is not None else None
+    try:  # embeddings stay embeddings; if any style is CIN parameters, all become CIN parameters
+        batch = stylizer.style_batch([s.embedding for s in styles])
+    except ValueError as err:
+        raise CLIError(f"{args.model}: {err}") from None
+    by_name = {s.name: i for i, s in enumerate(styles)}
+    mixed = None
+    if weights is not None:
+        mixed = mix_cin(batch, weights) if is_cin(batch) else stylizer.mix(batch, weights)
     tiling = {"auto": None, "on": True, "off": False}[args.tiling]
 
     total = sum(len(job.outputs) for job in todo)
     with tqdm(total=total, desc="stylizing", unit="image") as bar:
         for job in todo:
             content = stylizer.prepare_content(job.content, content_size=args.content_size, max_size=args.max_size)
-            vectors = np.stack([mixed if s.source == MIX else by_name[s.name] for s in job.styles])
+            vectors = stylizer.style_batch([mixed if s.source == MIX else _row(batch, by_name[s.name])
+                                            for s in job.styles])
             vectors = stylizer.apply_strength(vectors, content, args.strength)
             try:
                 outs = stylizer.render(content, vectors, work_size=args.work_size, tile=tiling)
@@ -330,19 +338,9 @@ def add_arguments_embed(parser: argparse.ArgumentParser) -> None:
 
 def write_embeddings(path: Path, names: list[str], vectors: np.ndarray, model: str) -> None:
     """Atomic .npz write: names as a unicode array (loads without pickle), embeddings (N, D) float32."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, names=np.asarray(names, dtype=str), embeddings=np.asarray(vectors, np.float32),
-                     model=np.asarray(model, dtype=str))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    from arbstyle.stylize import save_styles
+
+    save_styles(path, names, list(np.asarray(vectors, np.float32)), model=model)
 
 
 def run_embed(args) -> int:
