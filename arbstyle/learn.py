@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,15 +29,16 @@ from flax import nnx
 
 from arbstyle import images
 from arbstyle import losses as L
-from arbstyle.stylize import DEFAULT_MODEL, Stylizer, style_input
+from arbstyle.stylize import DEFAULT_MODEL, STYLE_SIZE, Stylizer, style_input
 
 PARAMS = ("embedding", "cin")
 DEFAULT_PARAMS = "embedding"
 DEFAULT_SIZE = 256
-DEFAULT_STEPS = 100
-# Adam step sizes, from benchmarks/learn_bench.py's `tune` measurement: embeddings of magenta-mobile have entries
-# of order 1, CIN gamma/beta of order 0.1-1.
-DEFAULT_LR = {"embedding": 0.05, "cin": 0.01}
+DEFAULT_STEPS = 50
+# Adam step sizes, from `python benchmarks/learn_bench.py tune` (benchmarks/results/learn_tune.md): an embedding
+# step of 0.1 lowered the held-out style loss fastest but overshot between 15 and 30 steps, so half of it; CIN
+# gamma/beta at 0.03 still improved at 30 steps.
+DEFAULT_LR = {"embedding": 0.05, "cin": 0.03}
 # Photos that ship with scikit-image (no download): the default content set the style is fitted on.
 SAMPLE_CONTENTS = ("astronaut", "chelsea", "coffee", "rocket")
 MIN_SIZE = 32  # VGG's relu4_3 (three poolings) and the transformer's two strides need a few cells
@@ -192,7 +194,8 @@ class StyleLearner:
                     progress.set_postfix(style=values["style"], content=values["content"], tv=values["tv"])
                     if k:
                         progress.update()
-                if k == steps or (callback is not None and callback(k, values, _to_numpy(theta))):
+                stop = callback is not None and callback(k, values, _to_numpy(theta))
+                if stop or k == steps:
                     break
                 theta, opt_state = new_theta, new_opt_state
         except KeyboardInterrupt:
@@ -303,40 +306,49 @@ def run(args) -> int:
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise CLIError(f"several paintings are named {', '.join(dupes)}; names come from file stems and must differ")
-    # Every input is decoded before the model loads: a bad file stops the run before any work.
-    paintings = [images.load_image(p, max_side=4 * args.size) for p in files]
+    # Every input is decoded before the model loads (a bad file stops the run before any work), and kept only as
+    # the centre square the predictor and the losses see, so a folder of large paintings stays small in memory.
+    keep = max(args.size, STYLE_SIZE)
+    paintings = [center_square(images.load_image(p, max_side=4 * keep), keep) for p in files]
     if args.content:
-        contents = [images.load_image(p, max_side=4 * args.size) for p in expand_inputs(args.content, "content")]
+        contents = [center_square(images.load_image(p, max_side=4 * args.size), args.size)
+                    for p in expand_inputs(args.content, "content")]
     else:
         contents = sample_contents()
-    for path, image in zip(files, paintings):
-        if min(image.shape[:2]) < images.MIN_SIDE:
-            raise CLIError(f"{path}: {image.shape[1]}x{image.shape[0]} is too small")
     _check_output(out)
 
     try:
         model = registry.load_model(args.model)
-        learner = StyleLearner(model, contents, params=args.params, size=args.size, learning_rate=args.lr)
-    except ValueError as err:  # unknown model name, bad workdir, a model without a predictor
+    except ValueError as err:  # unknown model name, bad workdir
         raise CLIError(f"--model {args.model}: {err}") from None
     if not getattr(model, "arbitrary", False):
         raise CLIError(f"--model {args.model}: has a fixed style table, no style predictor to start from")
+    try:
+        learner = StyleLearner(model, contents, params=args.params, size=args.size, learning_rate=args.lr)
+    except ValueError as err:
+        raise CLIError(f"--model {args.model}: {err}") from None
 
     groups = [paintings] if args.mix else [[p] for p in paintings]
     learned, interrupted = [], False
     with Progress(args.steps * len(groups), desc="learn", unit="step", quiet=args.quiet) as bar:
-        for name, group in zip(names, groups):
-            result = learner.learn(group, steps=args.steps, progress=bar)
-            start, best = result.start_loss, result.best_loss
-            bar.write(f"{name}: style loss {start['style']:.4g} -> {best['style']:.4g}, total "
-                      f"{start['total']:.4g} -> {best['total']:.4g} (best of {len(result.history['total'])} "
-                      f"evaluations at step {result.best_step}), {result.seconds:.0f} s")
-            learned.append(result.style)
-            if result.interrupted:
-                interrupted = True
-                break
+        try:
+            for name, group in zip(names, groups):
+                result = learner.learn(group, steps=args.steps, progress=bar)
+                start, best = result.start_loss, result.best_loss
+                bar.write(f"{name}: style loss {start['style']:.4g} -> {best['style']:.4g}, total "
+                          f"{start['total']:.4g} -> {best['total']:.4g} (best at step {result.best_step} of "
+                          f"{len(result.history['total']) - 1}), {result.seconds:.0f} s")
+                learned.append(result.style)
+                if result.interrupted:
+                    interrupted = True
+                    break
+        except KeyboardInterrupt:  # between two styles' fits: keep the finished ones
+            interrupted = True
+    if not learned:
+        raise KeyboardInterrupt
     save_styles(out, names[:len(learned)], learned, model=args.model)
     what = "embedding" if args.params == "embedding" else "CIN parameter set"
     print(f"wrote {len(learned)} learned style {what}(s) to {out}"
-          + (f" (interrupted: best so far of {names[len(learned) - 1]!r})" if interrupted else ""))
+          + (f" (interrupted: {names[len(learned) - 1]!r} is the best so far)" if interrupted else ""),
+          file=sys.stderr if interrupted else sys.stdout)
     return 130 if interrupted else 0

@@ -72,7 +72,7 @@ def _score(stylizer, scorer, photos, content_refs, style_ref, style, keep: int =
 
 def run(args) -> None:
     from arbstyle.contact_sheet import save_contact_sheet
-    from arbstyle.machine import summary
+    from arbstyle.machine import describe, load_average
 
     model, fit_photos, style_paths, paintings, photo_paths, photos, scorer, StyleLearner, shared = _setup(args)
     learner = StyleLearner(model, fit_photos[:args.fit_photos], params=args.params, size=args.size,
@@ -80,6 +80,7 @@ def run(args) -> None:
     stylizer = learner.stylizer
     content_refs = [scorer.content_reference(p) for p in photos]
     learner.learn([paintings[0]], steps=1)  # compile outside the timings
+    machine = describe(("jax", "flax", "optax"))
     rows, sheet_cols = [], []
     keep = min(args.sheet_photos, len(photos))
     for path, painting in zip(style_paths, paintings):
@@ -99,11 +100,12 @@ def run(args) -> None:
             sheet_cols.append((path.stem[:8], label, outs))
         row["style_change"] = row["learned_style_loss"] / row["predicted_style_loss"] - 1.0
         row["lpips_change"] = row["learned_lpips"] - row["predicted_lpips"]
+        row["load_average_1min"] = (load_average() or [None])[0]
         rows.append(row)
         print(f"{path.name}: style {row['predicted_style_loss']:.4g} -> {row['learned_style_loss']:.4g} "
               f"({100 * row['style_change']:+.1f}%), LPIPS {row['predicted_lpips']:.3f} -> "
               f"{row['learned_lpips']:.3f}, fit {fit_s:.0f} s", flush=True)
-        _write(args, rows, photo_paths, summary)
+        _write(args, rows, photo_paths, machine)
         # contact sheet: rows = (photo, predicted|learned), columns = styles; outputs only
         names = [c[0] for c in sheet_cols[::2]]
         cells = [[sheet_cols[2 * j + m][2][i] for j in range(len(names))] for i in range(keep) for m in (0, 1)]
@@ -111,21 +113,25 @@ def run(args) -> None:
         save_contact_sheet(RESULTS / "learn_contact_sheet.png", cells, labels, names, tile=128)
 
 
-def _write(args, rows, photo_paths, summary) -> None:
+def _write(args, rows, photo_paths, machine) -> None:
+    from arbstyle.machine import summary
+
     keys = ("predicted_style_loss", "learned_style_loss", "predicted_lpips", "learned_lpips",
             "predicted_content_loss", "learned_content_loss", "predicted_objective_style",
             "learned_objective_style", "fit_seconds")
     means = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    loads = [r["load_average_1min"] or 0.0 for r in rows]
     change = [r["style_change"] for r in rows]
-    result = {"command": "python benchmarks/learn_bench.py " + " ".join(sys.argv[1:]), "machine": summary(),
+    result = {"command": "python benchmarks/learn_bench.py " + " ".join(sys.argv[1:]), "machine": machine,
               "settings": {k: getattr(args, k) for k in ("model", "size", "steps", "params", "lr", "fit_photos")},
               "eval_photos": [p.name for p in photo_paths], "styles": len(rows), "mean": means,
               "style_change_mean": float(np.mean(change)), "style_change_median": float(np.median(change)),
               "rows": rows}
     lines = [
         "# `arbstyle learn` vs the predicted embedding", "",
-        f"`{result['command']}` on {summary()}. The machine was shared and busy (other jobs running): fitting "
-        "times are inflated.", "",
+        f"`{result['command']}` on {summary(machine)}. The machine was shared and busy (other jobs running, "
+        f"1-minute load average {min(loads):.1f}-{max(loads):.1f} at the end of each style): fitting times are "
+        "inflated.", "",
         f"Model `{args.model}`; {len(rows)} validation styles; fitted with `--params {args.params}`, {args.steps} "
         f"steps, size {args.size}, on {args.fit_photos} scikit-image photos; judged on {len(photo_paths)} "
         "validation photos not used for fitting (centre squares at the same size). Style/content loss: "
@@ -151,9 +157,10 @@ def _write(args, rows, photo_paths, summary) -> None:
 
 def tune(args) -> None:
     """A small grid: each (params, step size) on a few styles, scored on held-out photos at several steps."""
-    from arbstyle.machine import summary
+    from arbstyle.machine import describe
 
     model, fit_photos, style_paths, paintings, photo_paths, photos, scorer, StyleLearner, _ = _setup(args)
+    machine = describe(("jax", "flax", "optax"))
     content_refs = [scorer.content_reference(p) for p in photos]
     checkpoints = sorted({int(c) for c in args.checkpoints.split(",")} | {0})
     rows = []
@@ -179,13 +186,24 @@ def tune(args) -> None:
                        "seconds_per_step": seconds / (max(checkpoints) + 1), **metrics}
                 rows.append(row)
                 print(row, flush=True)
+    write_tune(rows, "python benchmarks/learn_bench.py " + " ".join(sys.argv[1:]), machine)
+
+
+def write_tune(rows, command: str, machine: dict, note: str = "") -> None:
+    from arbstyle.machine import summary
+
     lines = ["# `arbstyle learn`: step size and parameters", "",
-             f"`python benchmarks/learn_bench.py tune {' '.join(sys.argv[2:])}` on {summary()} (shared, busy).", "",
-             "| params | lr | style | steps | style loss | content loss | LPIPS | s/step |", "|---|---|---|---|---|---|---|---|"]
+             f"`{command}` on {summary(machine)} (shared and busy: seconds are inflated).", "",
+             *([note, ""] if note else []),
+             "Scored on held-out validation photos with `arbstyle.evaluate`'s reference losses; step 0 is the "
+             "predicted embedding.", "",
+             "| params | lr | style | steps | style loss | content loss | LPIPS | s/step |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['params']} | {r['lr']} | {r['style']} | {r['steps']} | {r['style_loss']:.4g} | "
                      f"{r['content_loss']:.4g} | {r['lpips']:.3f} | {r['seconds_per_step']:.2f} |")
-    write_results(RESULTS / "learn_tune", {"machine": summary(), "rows": rows}, "\n".join(lines))
+    write_results(RESULTS / "learn_tune", {"command": command, "machine": machine, "rows": rows, "note": note},
+                  "\n".join(lines))
 
 
 def main(argv=None) -> None:
