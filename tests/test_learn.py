@@ -139,3 +139,15 @@ def test_styles_file_refuses_mixed_kinds_and_bad_arrays(tmp_path):
              gamma_0=np.full((1, 3), np.nan, np.float32), beta_0=np.zeros((1, 3), np.float32))
     with pytest.raises(ValueError, match="bad.npz"):
         load_styles(tmp_path / "bad.npz")
+
+
+def test_any_arbitrary_model_learns():
+    """Nothing is specific to magenta-mobile: an Inception-trunk model built by build_model (random init) works."""
+    from arbstyle.learn import StyleLearner
+    from stylize_helpers import tiny_model
+
+    learner = StyleLearner(tiny_model(), [_sample("coffee")], params="cin", size=32)
+    learner.stylizer.style_size = 80  # the tiny Inception stem needs at least this much
+    result = learner.learn([_sample("brick")], steps=2)
+    assert len(result.history["total"]) == 3 and np.isfinite(result.history["total"]).all()
+    assert result.best_loss["total"] <= result.start_loss["total"]
