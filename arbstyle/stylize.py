@@ -355,8 +355,10 @@ class Stylizer:
         """Stylize one content image with one style or a list of styles.
 
         content: path, PIL image or array (uint8, or float in [0, 1]). style: path, PIL image, image array, a
-        (D,) embedding, or a list of those (one batched call; returns a list). strength in [0, 1] interpolates
-        from the content's own embedding (0) to the style's (1). Returns a PIL image for a PIL content, else a
+        (D,) embedding, CIN parameters {layer: (gamma (C,), beta (C,))} (`arbstyle learn --params cin`,
+        `load_styles`), or a list of those (one batched call; returns a list). strength in [0, 1] interpolates
+        from the content's own embedding (0) to the style's (1); for CIN parameters, gamma and beta are
+        interpolated towards those of the content's own embedding. Returns a PIL image for a PIL content, else a
         float32 HxWx3 array in [0, 1]. work_size: run the network with the longer side at most this and upscale
         the result (faster, softer). tile: None decides by memory, True/False forces it.
         """
