@@ -39,6 +39,10 @@ DEFAULT_STEPS = 50
 # step of 0.1 lowered the held-out style loss fastest but overshot between 15 and 30 steps, so half of it; CIN
 # gamma/beta at 0.03 still improved at 30 steps.
 DEFAULT_LR = {"embedding": 0.05, "cin": 0.03}
+# The style term's weight over LossConfig's calibration (which balances content and style for Gatys' pixel
+# optimisation): with 1, a learned embedding lowered the objective mostly through its content term and the
+# held-out style loss of one of two validation styles rose (benchmarks/results/learn_style_weight1.md).
+DEFAULT_STYLE_WEIGHT = 3.0
 # Photos that ship with scikit-image (no download): the default content set the style is fitted on.
 SAMPLE_CONTENTS = ("astronaut", "chelsea", "coffee", "rocket")
 MIN_SIZE = 32  # VGG's relu4_3 (three poolings) and the transformer's two strides need a few cells
@@ -104,7 +108,7 @@ class StyleLearner:
         self.params = params
         self.size = int(size)
         self.learning_rate = float(learning_rate if learning_rate is not None else DEFAULT_LR[params])
-        self.config = loss_config or L.LossConfig()
+        self.config = loss_config or L.LossConfig(style_weight=DEFAULT_STYLE_WEIGHT)
         self.contents = np.stack([center_square(c, self.size) for c in contents])
         vgg = nnx.split(_vgg(self.config.pooling))
         transformer = nnx.split(model.transformer)
@@ -255,6 +259,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "predicted styles) or every CIN layer's gamma and beta (more freedom)")
     parser.add_argument("--lr", type=float, help="Adam step size (default: "
                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
+    parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT,
+                        help="weight of the style term against content and TV (default %(default)s; higher: more "
+                             "style, less of the photo)")
     parser.add_argument("--mix", action="store_true", help="one style fitted to all paintings together")
     parser.add_argument("--name", help="name of the style in the file (default: the painting's file stem; "
                         "with --mix the stems joined by '+')")
@@ -295,6 +302,8 @@ def run(args) -> int:
         raise CLIError(f"--size must be at least {MIN_SIZE}, got {args.size}")
     if args.lr is not None and not args.lr > 0:
         raise CLIError(f"--lr must be positive, got {args.lr}")
+    if not args.style_weight > 0:
+        raise CLIError(f"--style-weight must be positive, got {args.style_weight}")
     out = Path(args.output).expanduser()
     files = expand_inputs(args.paintings, "painting")
     if args.mix:
@@ -324,7 +333,8 @@ def run(args) -> int:
     if not getattr(model, "arbitrary", False):
         raise CLIError(f"--model {args.model}: has a fixed style table, no style predictor to start from")
     try:
-        learner = StyleLearner(model, contents, params=args.params, size=args.size, learning_rate=args.lr)
+        learner = StyleLearner(model, contents, params=args.params, size=args.size, learning_rate=args.lr,
+                               loss_config=L.LossConfig(style_weight=args.style_weight))
     except ValueError as err:
         raise CLIError(f"--model {args.model}: {err}") from None
 

@@ -75,8 +75,10 @@ def run(args) -> None:
     from arbstyle.machine import describe, load_average
 
     model, fit_photos, style_paths, paintings, photo_paths, photos, scorer, StyleLearner, shared = _setup(args)
+    from arbstyle.losses import LossConfig
+
     learner = StyleLearner(model, fit_photos[:args.fit_photos], params=args.params, size=args.size,
-                           learning_rate=args.lr)
+                           learning_rate=args.lr, loss_config=LossConfig(style_weight=args.style_weight))
     stylizer = learner.stylizer
     content_refs = [scorer.content_reference(p) for p in photos]
     learner.learn([paintings[0]], steps=1)  # compile outside the timings
@@ -123,7 +125,8 @@ def _write(args, rows, photo_paths, machine) -> None:
     loads = [r["load_average_1min"] or 0.0 for r in rows]
     change = [r["style_change"] for r in rows]
     result = {"command": "python benchmarks/learn_bench.py " + " ".join(sys.argv[1:]), "machine": machine,
-              "settings": {k: getattr(args, k) for k in ("model", "size", "steps", "params", "lr", "fit_photos")},
+              "settings": {k: getattr(args, k) for k in ("model", "size", "steps", "params", "lr", "style_weight",
+                                                         "fit_photos")},
               "eval_photos": [p.name for p in photo_paths], "styles": len(rows), "mean": means,
               "style_change_mean": float(np.mean(change)), "style_change_median": float(np.median(change)),
               "rows": rows}
@@ -133,7 +136,7 @@ def _write(args, rows, photo_paths, machine) -> None:
         f"1-minute load average {min(loads):.1f}-{max(loads):.1f} at the end of each style): fitting times are "
         "inflated.", "",
         f"Model `{args.model}`; {len(rows)} validation styles; fitted with `--params {args.params}`, {args.steps} "
-        f"steps, size {args.size}, on {args.fit_photos} scikit-image photos; judged on {len(photo_paths)} "
+        f"steps, style weight {args.style_weight}, size {args.size}, on {args.fit_photos} scikit-image photos; judged on {len(photo_paths)} "
         "validation photos not used for fitting (centre squares at the same size). Style/content loss: "
         "`arbstyle.evaluate`'s reference definition; objective style: the fitting loss's style term on the "
         "held-out photos.", "",
@@ -157,6 +160,7 @@ def _write(args, rows, photo_paths, machine) -> None:
 
 def tune(args) -> None:
     """A small grid: each (params, step size) on a few styles, scored on held-out photos at several steps."""
+    from arbstyle.losses import LossConfig
     from arbstyle.machine import describe
 
     model, fit_photos, style_paths, paintings, photo_paths, photos, scorer, StyleLearner, _ = _setup(args)
@@ -167,7 +171,7 @@ def tune(args) -> None:
     for setting in args.grid.split(","):
         params, lr = setting.split(":")
         learner = StyleLearner(model, fit_photos[:args.fit_photos], params=params, size=args.size,
-                               learning_rate=float(lr))
+                               learning_rate=float(lr), loss_config=LossConfig(style_weight=args.style_weight))
         learner.learn([paintings[0]], steps=1)  # compile outside the timings
         for path, painting in zip(style_paths, paintings):
             style_ref = scorer.style_reference(painting, args.size)
@@ -207,7 +211,7 @@ def write_tune(rows, command: str, machine: dict, note: str = "") -> None:
 
 
 def main(argv=None) -> None:
-    from arbstyle.learn import DEFAULT_PARAMS, DEFAULT_SIZE, DEFAULT_STEPS
+    from arbstyle.learn import DEFAULT_PARAMS, DEFAULT_SIZE, DEFAULT_STEPS, DEFAULT_STYLE_WEIGHT
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", nargs="?", choices=["run", "tune"], default="run")
@@ -219,6 +223,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--params", default=DEFAULT_PARAMS)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--style-weight", type=float, default=DEFAULT_STYLE_WEIGHT)
     parser.add_argument("--fit-photos", type=int, default=None, help="how many of the default fitting photos")
     parser.add_argument("--sheet-photos", type=int, default=3)
     parser.add_argument("--grid", default="embedding:0.05,cin:0.02", help="tune: params:lr settings")
