@@ -90,6 +90,8 @@ def test_learned_file_round_trips_through_stylize(files, tmp_path, capsys, param
                  "--strength", "0.8"]) == 0
     expected = Stylizer.load("magenta-mobile").stylize(load_image(photo), styles["brick"], strength=0.8)
     assert np.abs(load_image(result) - expected).max() <= 1.5 / 255  # 8-bit rounding of the saved file
+    if params == "embedding":  # the rest is the same code for both kinds once read; CIN is the new path
+        return
     # the whole file: every learned style, and mixed with a painting given as an image
     assert main(["stylize", str(photo), "--style-embedding", str(out), "-o", str(tmp_path / "all")]) == 0
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["chelsea__brick.png",
