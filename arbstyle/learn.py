@@ -314,7 +314,8 @@ def run(args) -> int:
         names = [args.name] if args.name else [p.stem for p in files]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise CLIError(f"several paintings are named {', '.join(dupes)}; names come from file stems and must differ")
+            raise CLIError(f"several paintings are named {', '.join(dupes)}; names come from file stems and must "
+                           "differ")
     # Every input is decoded before the model loads (a bad file stops the run before any work), and kept only as
     # the centre square the predictor and the losses see, so a folder of large paintings stays small in memory.
     keep = max(args.size, STYLE_SIZE)

@@ -158,7 +158,8 @@ def load_styles(path) -> tuple[dict, dict]:
                          for i, k in enumerate(layers)}
                 ok = all(g.ndim == 2 and g.shape == b.shape and len(g) == len(names)
                          and np.isfinite(g).all() and np.isfinite(b).all() for g, b in batch.values())
-                styles = {n: {k: (g[j], b[j]) for k, (g, b) in batch.items()} for j, n in enumerate(names)} if ok else None
+                styles = ({n: {k: (g[j], b[j]) for k, (g, b) in batch.items()} for j, n in enumerate(names)}
+                          if ok else None)
                 shape = (len(layers), "layers")
             else:
                 raise ValueError(f"unknown kind {meta['kind']!r} (known: {', '.join(STYLE_KINDS)})")

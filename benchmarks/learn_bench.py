@@ -136,8 +136,8 @@ def _write(args, rows, photo_paths, machine) -> None:
         f"1-minute load average {min(loads):.1f}-{max(loads):.1f} at the end of each style): fitting times are "
         "inflated.", "",
         f"Model `{args.model}`; {len(rows)} validation styles; fitted with `--params {args.params}`, {args.steps} "
-        f"steps, style weight {args.style_weight}, size {args.size}, on {args.fit_photos} scikit-image photos; judged on {len(photo_paths)} "
-        "validation photos not used for fitting (centre squares at the same size). Style/content loss: "
+        f"steps, style weight {args.style_weight}, size {args.size}, on {args.fit_photos} scikit-image photos; "
+        f"judged on {len(photo_paths)} validation photos not used for fitting (centre squares at the same size). Style/content loss: "
         "`arbstyle.evaluate`'s reference definition; objective style: the fitting loss's style term on the "
         "held-out photos.", "",
         "| style | style loss predicted | learned | change | LPIPS predicted | learned | objective style "

@@ -70,8 +70,8 @@ def test_cin_strength_and_mixing_match_the_embedding_path(model):
     for strength in (1.0, 0.4):
         np.testing.assert_allclose(st.stylize(photo, a_cin, strength=strength), st.stylize(photo, a, strength=strength),
                                    atol=2e-4)
-    np.testing.assert_allclose(st.stylize(photo, mix_cin(cin, [0.3, 0.7])), st.stylize(photo, st.mix([a, b], [0.3, 0.7])),
-                               atol=2e-4)
+    np.testing.assert_allclose(st.stylize(photo, mix_cin(cin, [0.3, 0.7])),
+                               st.stylize(photo, st.mix([a, b], [0.3, 0.7])), atol=2e-4)
     assert np.abs(st.stylize(photo, a_cin, strength=0.4) - st.stylize(photo, a_cin)).mean() > 0.01
 
 
