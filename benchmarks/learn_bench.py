@@ -137,9 +137,9 @@ def _write(args, rows, photo_paths, machine) -> None:
         "inflated.", "",
         f"Model `{args.model}`; {len(rows)} validation styles; fitted with `--params {args.params}`, {args.steps} "
         f"steps, style weight {args.style_weight}, size {args.size}, on {args.fit_photos} scikit-image photos; "
-        f"judged on {len(photo_paths)} validation photos not used for fitting (centre squares at the same size). Style/content loss: "
-        "`arbstyle.evaluate`'s reference definition; objective style: the fitting loss's style term on the "
-        "held-out photos.", "",
+        f"judged on {len(photo_paths)} validation photos not used for fitting (centre squares at the same size). "
+        "Style/content loss: `arbstyle.evaluate`'s reference definition; objective style: the fitting loss's "
+        "style term on the held-out photos. Change: learned vs predicted style loss.", "",
         "| style | style loss predicted | learned | change | LPIPS predicted | learned | objective style "
         "predicted | learned | fit s |",
         "|---|---|---|---|---|---|---|---|---|",
