@@ -13,6 +13,7 @@ COMMANDS = {
     "stylize": ("arbstyle.stylize_cli", "stylize photos with any painting"),
     "embed": ("arbstyle.stylize_cli", "compute 100-d style embeddings of paintings"),
     "demo": ("arbstyle.stylize_cli", "stylize sample images that ship with installed packages"),
+    "learn": ("arbstyle.learn", "fit a painting's style through the frozen transformer (better than predicted)"),
     "optimize": ("arbstyle.optimize", "Gatys et al.: optimize the pixels of one image"),
     "train": ("arbstyle.train", "train a model from an experiment config"),
     "data": ("arbstyle.data.command", "build, inspect, preview and time TFDS datasets"),
@@ -22,7 +23,7 @@ COMMANDS = {
 
 
 # Commands whose run builds Flax NNX networks (the others never import flax).
-NNX_COMMANDS = {"stylize", "embed", "demo", "optimize", "train", "evaluate"}
+NNX_COMMANDS = {"stylize", "embed", "demo", "optimize", "train", "evaluate", "learn"}
 
 
 class CLIError(Exception):

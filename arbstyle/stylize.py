@@ -65,6 +65,105 @@ def _is_embedding(style) -> bool:
     return isinstance(style, (np.ndarray, jax.Array)) and np.ndim(style) == 1
 
 
+def is_cin(style) -> bool:
+    """A style given as CIN parameters: {layer: (gamma, beta)}, each (C,) for one style or (N, C) for N."""
+    return isinstance(style, dict)
+
+
+def stack_cin(styles) -> dict:
+    """CIN dicts of single styles {layer: ((C,), (C,))} -> one batch {layer: ((N, C), (N, C))}."""
+    return {k: (np.stack([np.asarray(s[k][0], np.float32) for s in styles]),
+                np.stack([np.asarray(s[k][1], np.float32) for s in styles])) for k in styles[0]}
+
+
+def cin_count(styles) -> int:
+    """How many styles a batch holds: rows of an (N, D) embedding array or of a batched CIN dict."""
+    return len(next(iter(styles.values()))[0]) if is_cin(styles) else len(styles)
+
+
+def mix_cin(styles: dict, weights=None) -> dict:
+    """Weighted mean of a batch of CIN parameters -> one style {layer: ((C,), (C,))}; weights are normalised.
+
+    Dumoulin et al. 2017 mix styles as convex combinations of gamma and beta."""
+    n = cin_count(styles)
+    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (n,) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"need {n} non-negative style weights with a positive sum, got {weights}")
+    w = (w / w.sum()).astype(np.float32)
+    return {k: (w @ g, w @ b) for k, (g, b) in styles.items()}
+
+
+STYLE_KINDS = ("embedding", "cin")
+
+
+def save_styles(path, names, styles, *, model: str) -> None:
+    """Write styles atomically to an .npz that loads without pickle: `names` (N,), `kind`, `model`, and either
+    `embeddings` (N, D) float32 (kind "embedding", what `arbstyle embed` writes) or, for CIN dicts (kind
+    "cin"), `layers` (L,) and `gamma_<i>` / `beta_<i>` (N, C_i) per CIN layer in the transformer's order."""
+    from pathlib import Path
+
+    path = Path(path)
+    names = [str(n) for n in names]
+    if len(names) != len(styles) or not names:
+        raise ValueError(f"{len(names)} names for {len(styles)} styles")
+    if all(is_cin(s) for s in styles):
+        batch = stack_cin(styles)
+        layers = list(batch)
+        arrays = {"kind": np.asarray("cin"), "layers": np.asarray(layers, dtype=str)}
+        for i, k in enumerate(layers):
+            arrays[f"gamma_{i}"], arrays[f"beta_{i}"] = batch[k]
+    elif not any(is_cin(s) for s in styles):
+        arrays = {"kind": np.asarray("embedding"), "embeddings": np.stack([np.asarray(s, np.float32) for s in styles])}
+    else:
+        raise ValueError("one file holds either embeddings or CIN parameters, not both")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images.remove_stale_temps(path)
+    fd, tmp = images.temp_file(path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, names=np.asarray(names, dtype=str), model=np.asarray(str(model), dtype=str), **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_styles(path) -> tuple[dict, dict]:
+    """An `arbstyle embed` / `arbstyle learn` file -> ({name: (D,) embedding or CIN dict}, {"model", "kind"}).
+
+    Read with allow_pickle=False; raises ValueError naming the file for anything malformed."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            names = [str(n) for n in data["names"]]
+            meta = {"model": str(data["model"]) if "model" in data else None,
+                    "kind": str(data["kind"]) if "kind" in data else "embedding"}
+            if meta["kind"] == "embedding":
+                vectors = np.asarray(data["embeddings"], np.float32)
+                ok = vectors.ndim == 2 and len(vectors) == len(names) and np.isfinite(vectors).all()
+                styles = dict(zip(names, vectors)) if ok else None
+                shape = vectors.shape
+            elif meta["kind"] == "cin":
+                layers = [str(n) for n in data["layers"]]
+                batch = {k: (np.asarray(data[f"gamma_{i}"], np.float32), np.asarray(data[f"beta_{i}"], np.float32))
+                         for i, k in enumerate(layers)}
+                ok = all(g.ndim == 2 and g.shape == b.shape and len(g) == len(names)
+                         and np.isfinite(g).all() and np.isfinite(b).all() for g, b in batch.values())
+                styles = ({n: {k: (g[j], b[j]) for k, (g, b) in batch.items()} for j, n in enumerate(names)}
+                          if ok else None)
+                shape = (len(layers), "layers")
+            else:
+                raise ValueError(f"unknown kind {meta['kind']!r} (known: {', '.join(STYLE_KINDS)})")
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: not an arbstyle styles file (.npz with names and embeddings or CIN "
+                         f"parameters): {err}") from None
+    if styles is None or len(styles) != len(names):
+        raise ValueError(f"{path}: malformed styles (names {len(names)}, arrays {shape})")
+    return styles, meta
+
+
 def _as_array(image, *, max_side=None) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         return images.load_image(image, max_side=max_side)
@@ -206,6 +305,28 @@ class Stylizer:
 
         return np.asarray(mix_embeddings(np.asarray(embeddings, np.float32), weights), np.float32)
 
+    def cin(self, embeddings) -> dict:
+        """CIN parameters of embeddings (N, D) through the model's heads: {layer: (gamma (N, C), beta (N, C))}."""
+        out = self._heads(self._heads_state, jnp.asarray(np.asarray(embeddings, np.float32)))
+        return {k: (np.asarray(g, np.float32), np.asarray(b, np.float32)) for k, (g, b) in out.items()}
+
+    def style_batch(self, styles):
+        """Styles (images, embeddings, CIN dicts) -> (N, D) embeddings, or a batched CIN dict if any is CIN."""
+        if any(is_cin(s) for s in styles):
+            cins = [s if is_cin(s) else {k: (g[0], b[0]) for k, (g, b) in self.cin(self._embedding_of(s)[None]).items()}
+                    for s in styles]
+            for c in cins:
+                self._check_cin(c)
+            return stack_cin(cins)
+        return np.stack([self._embedding_of(s) for s in styles])
+
+    def _check_cin(self, style: dict) -> None:
+        want = {name: c for name, c in self.model.transformer.cin_layers}
+        got = {k: np.shape(g)[-1] for k, (g, _) in style.items()}
+        if got != want:
+            raise ValueError(f"CIN parameters do not fit this model's transformer (layers and channels {want}, "
+                             f"got {got})")
+
     def _embedding_of(self, style) -> np.ndarray:
         if _is_embedding(style):
             emb = np.asarray(style, np.float32)
@@ -233,8 +354,10 @@ class Stylizer:
         """Stylize one content image with one style or a list of styles.
 
         content: path, PIL image or array (uint8, or float in [0, 1]). style: path, PIL image, image array, a
-        (D,) embedding, or a list of those (one batched call; returns a list). strength in [0, 1] interpolates
-        from the content's own embedding (0) to the style's (1). Returns a PIL image for a PIL content, else a
+        (D,) embedding, CIN parameters {layer: (gamma (C,), beta (C,))} (`arbstyle learn --params cin`,
+        `load_styles`), or a list of those (one batched call; returns a list). strength in [0, 1] interpolates
+        from the content's own embedding (0) to the style's (1); for CIN parameters, gamma and beta are
+        interpolated towards those of the content's own embedding. Returns a PIL image for a PIL content, else a
         float32 HxWx3 array in [0, 1]. work_size: run the network with the longer side at most this and upscale
         the result (faster, softer). tile: None decides by memory, True/False forces it.
         """
@@ -243,8 +366,7 @@ class Stylizer:
         if not styles:
             return []
         arr = self.prepare_content(content, content_size=content_size, max_size=max_size)
-        embeddings = np.stack([self._embedding_of(s) for s in styles])
-        embeddings = self.apply_strength(embeddings, arr, strength)
+        embeddings = self.apply_strength(self.style_batch(styles), arr, strength)
         outs = self.render(arr, embeddings, work_size=work_size, tile=tile, progress=progress)
         if preserve_color:
             outs = [preserve_colors(out, arr) for out in outs]
@@ -252,14 +374,20 @@ class Stylizer:
             outs = [Image.fromarray(images.to_uint8(out)) for out in outs]
         return outs if many else outs[0]
 
-    def apply_strength(self, embeddings: np.ndarray, content: np.ndarray, strength: float) -> np.ndarray:
-        """Ghiasi et al.'s identity interpolation towards the content's own embedding."""
+    def apply_strength(self, embeddings, content: np.ndarray, strength: float):
+        """Ghiasi et al.'s identity interpolation towards the content's own embedding; for a batched CIN dict,
+        of gamma and beta towards the CIN parameters of the content's own embedding."""
         if not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"strength must be in [0, 1], got {strength}")
         if strength >= 1.0:
             return embeddings
+        s = float(strength)
         own = self.embed(content)
-        return (float(strength) * embeddings + (1.0 - float(strength)) * own[None]).astype(np.float32)
+        if is_cin(embeddings):
+            own_cin = self.cin(own[None])
+            return {k: (s * g + (1.0 - s) * own_cin[k][0], s * b + (1.0 - s) * own_cin[k][1])
+                    for k, (g, b) in embeddings.items()}
+        return (s * embeddings + (1.0 - s) * own[None]).astype(np.float32)
 
     def render(self, content: np.ndarray, embeddings: np.ndarray, *, work_size: int | None = None,
                tile: bool | None = None, progress: bool = False) -> list[np.ndarray]:
@@ -335,9 +463,24 @@ class Stylizer:
                                         preserve_color=preserve_color, max_size=max_size, work_size=work_size,
                                         temporal=temporal, batch=batch)
 
-    def stylize_arrays(self, content: np.ndarray, embeddings: np.ndarray, *, tile: bool | None = None,
+    def _cin_rows(self, styles, start: int, stop: int, pad_to: int | None = None) -> dict:
+        """CIN parameters of styles[start:stop] (embeddings or a batched CIN dict), last row repeated to pad_to."""
+        if is_cin(styles):
+            chunk = {k: (g[start:stop], b[start:stop]) for k, (g, b) in styles.items()}
+            n = stop - start
+            if pad_to and pad_to > n:
+                chunk = {k: tuple(np.concatenate([a, np.repeat(a[-1:], pad_to - n, axis=0)]) for a in gb)
+                         for k, gb in chunk.items()}
+            return {k: (jnp.asarray(g), jnp.asarray(b)) for k, (g, b) in chunk.items()}
+        chunk = styles[start:stop]
+        if pad_to and pad_to > len(chunk):
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad_to - len(chunk), axis=0)])
+        return self._heads(self._heads_state, jnp.asarray(chunk))
+
+    def stylize_arrays(self, content: np.ndarray, embeddings, *, tile: bool | None = None,
                        progress: bool = False) -> list[np.ndarray]:
-        """The core: content float32 HxWx3 at working size, embeddings (N, D) -> N float32 HxWx3 outputs."""
+        """The core: content float32 HxWx3 at working size, embeddings (N, D) or a batched CIN dict -> N float32
+        HxWx3 outputs."""
         content = np.asarray(content, np.float32)
         height, width = content.shape[:2]
         if min(height, width) < images.MIN_SIDE:
@@ -356,8 +499,8 @@ class Stylizer:
         if use_tiles:
             tile_side = self.tile if footprint is None else self.fitting_tile(footprint, padded_shape)
             outs = []
-            for emb in embeddings:  # one at a time: tiling is for when memory is the limit
-                style = self._heads(self._heads_state, jnp.asarray(emb[None]))
+            for i in range(cin_count(embeddings)):  # one at a time: tiling is for when memory is the limit
+                style = self._cin_rows(embeddings, i, i + 1)
                 outs.append(self.runner.tiled(content[None], style, tile=tile_side,
                                               progress=progress)[0])
             return outs
@@ -369,16 +512,14 @@ class Stylizer:
         if footprint is None:
             footprint = self.footprint(*padded_shape)
         fits = min(self.memory_budget // max(1, footprint.total), self.max_buffer // max(1, footprint.largest))
-        per_call = max(1, min(len(embeddings), MAX_BATCH, fits))
+        count = cin_count(embeddings)
+        per_call = max(1, min(count, MAX_BATCH, fits))
         per_call = 1 << (per_call.bit_length() - 1)  # powers of two: few distinct batch shapes
         x = jnp.asarray(padded[None])
         outs = []
-        for start in range(0, len(embeddings), per_call):
-            chunk = embeddings[start:start + per_call]
-            n = len(chunk)
-            if n < per_call:
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], per_call - n, axis=0)])
-            style = self._heads(self._heads_state, jnp.asarray(chunk))
+        for start in range(0, count, per_call):
+            n = min(per_call, count - start)
+            style = self._cin_rows(embeddings, start, start + n, per_call)
             y = np.asarray(self.runner(jnp.broadcast_to(x, (per_call, *x.shape[1:])), style))
             outs.extend(y[i, :height, :width] for i in range(n))
         return outs
@@ -430,4 +571,5 @@ def stylize(content, style, *, model: str = DEFAULT_MODEL, **kwargs):
     return Stylizer.load(model).stylize(content, style, **kwargs)
 
 
-__all__ = ["Stylizer", "bucket_side", "preserve_colors", "style_input", "stylize", "DEFAULT_MODEL", "STYLE_SIZE"]
+__all__ = ["Stylizer", "bucket_side", "preserve_colors", "style_input", "stylize", "load_styles", "save_styles",
+           "mix_cin", "DEFAULT_MODEL", "STYLE_SIZE"]

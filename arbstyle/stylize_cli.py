@@ -62,7 +62,7 @@ def expand_inputs(specs: list[str], what: str) -> list[Path]:
 class Style:
     name: str
     source: str  # an image path, or "FILE:NAME" for a stored embedding
-    embedding: np.ndarray | None = None
+    embedding: np.ndarray | dict | None = None  # a (D,) embedding, or CIN parameters (`arbstyle learn --params cin`)
 
 
 @dataclass
@@ -72,20 +72,18 @@ class Job:
     outputs: list[Path] = field(default_factory=list)
 
 
-def read_embeddings(path: Path) -> tuple[list[str], np.ndarray, dict]:
-    """An `arbstyle embed` file -> (names, (N, D) embeddings, metadata). Errors name the file."""
+def read_embeddings(path: Path) -> tuple[list[str], list, dict]:
+    """An `arbstyle embed` or `arbstyle learn` file -> (names, styles, metadata); each style is a (D,) embedding
+    or a CIN dict. Errors name the file."""
+    from arbstyle.stylize import load_styles
+
     if not path.is_file():
         raise CLIError(f"{path}: no such embeddings file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            names = [str(n) for n in data["names"]]
-            vectors = np.asarray(data["embeddings"], np.float32)
-            meta = {k: str(data[k]) for k in ("model",) if k in data}
-    except (OSError, ValueError, KeyError) as err:
-        raise CLIError(f"{path}: not an arbstyle embeddings file (.npz with names and embeddings): {err}") from None
-    if vectors.ndim != 2 or len(names) != len(vectors) or not np.isfinite(vectors).all():
-        raise CLIError(f"{path}: malformed embeddings (names {len(names)}, array {vectors.shape})")
-    return names, vectors, meta
+        styles, meta = load_styles(path)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    return list(styles), list(styles.values()), meta
 
 
 def parse_style_embedding(spec: str, model: str | None = None) -> list[Style]:
@@ -322,8 +320,14 @@ def _validate_contents(jobs: list[Job], keep_going: bool) -> tuple[list[Job], li
     return good, errors
 
 
+def _row(batch, i: int):
+    from arbstyle.stylize import is_cin
+
+    return {k: (g[i], b[i]) for k, (g, b) in batch.items()} if is_cin(batch) else batch[i]
+
+
 def run_stylize(args) -> int:
-    from arbstyle.stylize import preserve_colors
+    from arbstyle.stylize import is_cin, mix_cin, preserve_colors
     from arbstyle.video_cli import run_video, wants_video
 
     if wants_video(args):
@@ -361,18 +365,25 @@ def run_stylize(args) -> int:
         for style, vector in zip(chunk, stylizer.embed([s.source for s in chunk])):
             style.embedding = vector
     for style in styles:
-        if style.embedding.shape != (stylizer.embedding_dim,):
+        if not is_cin(style.embedding) and style.embedding.shape != (stylizer.embedding_dim,):
             raise CLIError(f"{style.source}: embedding has {style.embedding.shape[0]} values, "
                            f"model {args.model} expects {stylizer.embedding_dim}")
-    by_name = {s.name: s.embedding for s in styles}
-    mixed = stylizer.mix(np.stack([s.embedding for s in styles]), weights) if weights is not None else None
+    try:  # embeddings stay embeddings; if any style is CIN parameters, all become CIN parameters
+        batch = stylizer.style_batch([s.embedding for s in styles])
+    except ValueError as err:
+        raise CLIError(f"{args.model}: {err}") from None
+    by_name = {s.name: i for i, s in enumerate(styles)}
+    mixed = None
+    if weights is not None:
+        mixed = mix_cin(batch, weights) if is_cin(batch) else stylizer.mix(batch, weights)
     tiling = {"auto": None, "on": True, "off": False}[args.tiling]
 
     total = sum(len(job.outputs) for job in todo)
     with tqdm(total=total, desc="stylizing", unit="image") as bar:
         for job in todo:
             content = stylizer.prepare_content(job.content, content_size=args.content_size, max_size=args.max_size)
-            vectors = np.stack([mixed if s.source == MIX else by_name[s.name] for s in job.styles])
+            vectors = stylizer.style_batch([mixed if s.source == MIX else _row(batch, by_name[s.name])
+                                            for s in job.styles])
             if tiling is None and not args.work_size and stylizer.needs_tiling(*content.shape[:2]):
                 tqdm.write(f"arbstyle stylize: {job.content}: {content.shape[1]}x{content.shape[0]} is stylized in "
                            f"tiles (an untiled pass would exceed the per-buffer or memory limit)", file=sys.stderr)
@@ -405,20 +416,9 @@ def add_arguments_embed(parser: argparse.ArgumentParser) -> None:
 
 def write_embeddings(path: Path, names: list[str], vectors: np.ndarray, model: str) -> None:
     """Atomic .npz write: names as a unicode array (loads without pickle), embeddings (N, D) float32."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images.remove_stale_temps(path)
-    fd, tmp = images.temp_file(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, names=np.asarray(names, dtype=str), embeddings=np.asarray(vectors, np.float32),
-                     model=np.asarray(model, dtype=str))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    from arbstyle.stylize import save_styles
+
+    save_styles(path, names, list(np.asarray(vectors, np.float32)), model=model)
 
 
 def run_embed(args) -> int:
