@@ -418,7 +418,7 @@ class Stylizer:
         if min(height, width) < images.MIN_SIDE:
             raise ValueError(f"frames are {width}x{height}; each side must be at least {images.MIN_SIDE}")
         embedding = np.asarray(embedding, np.float32)
-        if height * width > self.tile_above:
+        if self.needs_tiling(height, width):
             return np.stack([self.stylize_arrays(f, embedding[None])[0] for f in frames])
         padded = frames
         if self.bucket:
@@ -435,7 +435,8 @@ class Stylizer:
         """Frames per network call: as many as the memory budget allows, at most MAX_BATCH on a CPU (larger
         batches gain nothing there) and 4x that on an accelerator; a power of two, so few shapes compile."""
         cap = MAX_BATCH if jax.default_backend() == "cpu" else 4 * MAX_BATCH
-        fits = self.memory_budget // max(1, bucket_side(height) * bucket_side(width) * self.bytes_per_pixel)
+        footprint = self.footprint(*self.padded_shape(height, width))
+        fits = min(self.memory_budget // max(1, footprint.total), self.max_buffer // max(1, footprint.largest))
         n = max(1, min(cap, fits))
         return 1 << (n.bit_length() - 1)
 

@@ -259,11 +259,15 @@ def _check_numbers(args) -> None:
 
 def _model_alpha(model: str) -> float:
     """The transformer width of a model name or workdir without loading it (1.0, the widest, when unknown)."""
-    from arbstyle import checkpoints, pretrained
+    from arbstyle import pretrained
 
     try:
-        config = pretrained.model_config(model) if model in pretrained.ARTIFACTS else \
-            checkpoints.read_config(Path(model).expanduser())["model"]
+        if model in pretrained.ARTIFACTS:
+            config = pretrained.model_config(model)
+        else:  # a workdir: only then is the checkpoint machinery (orbax) worth importing
+            from arbstyle import checkpoints
+
+            config = checkpoints.read_config(Path(model).expanduser())["model"]
         return float((config or {}).get("alpha", 1.0))
     except (ValueError, TypeError, OSError):
         return 1.0  # the registry reports a bad model with its own message when it loads

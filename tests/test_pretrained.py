@@ -87,7 +87,7 @@ def test_a_conversion_from_another_source_is_refused(cache):
 
 
 def test_unknown_name(cache):
-    with pytest.raises(WeightsError, match="unknown weights 'nope'; known: inception-v3, magenta-mobile"):
+    with pytest.raises(WeightsError, match="unknown weights 'nope'; known: ghiasi-inception, inception-v3, magenta-mobile"):
         pretrained.load_arrays("nope")
 
 

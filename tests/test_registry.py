@@ -18,7 +18,7 @@ def _variables(model, kind=nnx.Variable):
 
 
 def test_names():
-    assert names() == ["magenta-mobile"]
+    assert names() == ["ghiasi-inception", "magenta-mobile"]
 
 
 def test_magenta_mobile_exact_and_float_share_their_weights():
@@ -44,7 +44,8 @@ def test_magenta_mobile_float_stylizes_any_size():
 
 
 def test_unknown_name_and_paths(tmp_path):
-    with pytest.raises(RegistryError, match="no such pretrained model \\(magenta-mobile\\) or training workdir"):
+    with pytest.raises(RegistryError,
+                       match="no such pretrained model \\(ghiasi-inception, magenta-mobile\\) or training workdir"):
         load_model("magenta-large")
     with pytest.raises(RegistryError, match="not a training workdir \\(no config.json inside\\)"):
         load_model(tmp_path)

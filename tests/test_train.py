@@ -219,8 +219,9 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(setup, reference, t
 
     workdir = tmp_path / "diverged"
     shutil.copytree(reference, workdir)
-    # A resumed run whose loss is infinite from its first step (an unbounded TV weight).
-    proc = _train(setup, workdir, f"--config.train.steps={STEPS + 2}", "--config.loss.tv_weight=inf", check=False,
+    # A resumed run whose loss is infinite from its first step: a TV weight that is a finite number (so the
+    # config accepts it) but overflows float32.
+    proc = _train(setup, workdir, f"--config.train.steps={STEPS + 2}", "--config.loss.tv_weight=1e39", check=False,
                   env=dict(setup["env"], XLA_FLAGS=FAST_COMPILE))
     assert proc.returncode == 2
     assert f"non-finite loss or gradient at step {STEPS + 1}" in proc.stderr
