@@ -186,8 +186,9 @@ def _load_transformer(model, source: str) -> None:
     nnx.update(model.heads, nnx.state(donor.heads))
 
 
-def _distill_bottleneck(model, distill, data_cfg, seed: int) -> None:
-    """init.distill: the bottleneck fitted to a teacher model's embeddings of augmented training styles."""
+def _distill_bottleneck(model, distill, data_cfg, seed: int, *, quiet: bool = False) -> dict:
+    """init.distill: the bottleneck fitted to a teacher model's embeddings of augmented training styles; returns
+    the fit's report (arbstyle.distill.fit_bottleneck)."""
     from arbstyle import data, distill as distillation
     from arbstyle.progress import Progress
 
@@ -198,8 +199,11 @@ def _distill_bottleneck(model, distill, data_cfg, seed: int) -> None:
         raise CLIError(f"init.distill.teacher={distill.teacher!r}: has no style predictor")
     set_mode(model, False)
     teacher.eval()
-    styles = (batch["style"] for batch in data.make_pipeline(data_cfg, split="train", seed=seed + 1, global_batch=8))
-    with Progress(distill.styles, desc=f"distill from {distill.teacher}", unit="styles") as bar:
+    # every process reads the same styles (as one process would), so all fit the same bottleneck
+    pipeline = data.make_pipeline(data_cfg, split="train", seed=seed + 1, global_batch=8, process_index=0,
+                                  process_count=1)
+    styles = (batch["style"] for batch in pipeline)
+    with Progress(distill.styles, desc=f"distill from {distill.teacher}", unit="styles", quiet=quiet) as bar:
         report = distillation.fit_bottleneck(model, teacher, styles, distill.styles, holdout=distill.holdout,
                                              progress=bar)
     return report
@@ -562,7 +566,8 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
         _load_transformer(model, config.init.transformer)
     distilled = None
     if config.init.distill.teacher and not resuming:
-        distilled = _distill_bottleneck(model, config.init.distill, data_cfg, config.seed)
+        distilled = _distill_bottleneck(model, config.init.distill, data_cfg, config.seed,
+                                        quiet=not (parallel.is_primary() and config.train.progress))
     check_freeze(model, freeze)
     if tc.bf16:
         use_bf16(model)
