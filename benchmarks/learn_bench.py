@@ -9,7 +9,7 @@ on validation photos from ../shared/data/val/content, each resized and centre-cr
 content loss with `arbstyle.evaluate`'s fixed reference definition (Gatys et al.'s layers, independent of the
 fitting objective), LPIPS(photo, result), and the fitting objective's own style term on those held-out photos.
 Results are written after every style, so an interrupted run keeps what it measured. A contact sheet of outputs
-(predicted and learned, first photos) goes to benchmarks/results/learn_contact_sheet.png.
+(predicted and learned, first photos) goes to benchmarks/results/learn_contact_sheet.jpg.
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def run(args) -> None:
         names = [c[0] for c in sheet_cols[::2]]
         cells = [[sheet_cols[2 * j + m][2][i] for j in range(len(names))] for i in range(keep) for m in (0, 1)]
         labels = [f"{photo_paths[i].stem[:8]} {('predicted', 'learned')[m]}" for i in range(keep) for m in (0, 1)]
-        save_contact_sheet(RESULTS / "learn_contact_sheet.png", cells, labels, names, tile=128)
+        save_contact_sheet(RESULTS / "learn_contact_sheet.jpg", cells, labels, names, tile=128)
 
 
 def _write(args, rows, photo_paths, machine) -> None:
@@ -154,7 +154,7 @@ def _write(args, rows, photo_paths, machine) -> None:
                  f"{100 * result['style_change_mean']:+.1f}% (median {100 * result['style_change_median']:+.1f}%) | "
                  f"{m['predicted_lpips']:.3f} | {m['learned_lpips']:.3f} | {m['predicted_objective_style']:.4g} | "
                  f"{m['learned_objective_style']:.4g} | {m['fit_seconds']:.0f} |")
-    lines += ["", "![outputs](learn_contact_sheet.png)", ""]
+    lines += ["", "![outputs](learn_contact_sheet.jpg)", ""]
     write_results(RESULTS / "learn", result, "\n".join(lines))
 
 
