@@ -154,7 +154,10 @@ def test_sigint_mid_clip_leaves_no_partial_file(tmp_path, style):
     # long enough that a quiet machine (130+ frames/s with the tiny model) is still encoding when the signal comes
     clip = make_clip(tmp_path / "long.mp4", count=2400, audio=False)
     out = tmp_path / "out.mp4"
-    script = ("import sys; sys.path.insert(0, sys.argv[1]); import test_video as t; from arbstyle.stylize import "
+    # Ctrl-C's default handler, also when the test runner was started in the background (a non-interactive
+    # shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
+    script = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+              "import sys; sys.path.insert(0, sys.argv[1]); import test_video as t; from arbstyle.stylize import "
               "Stylizer; Stylizer.load = staticmethod(lambda *a, **k: t.tiny_stylizer()); from arbstyle.cli import "
               "main; sys.exit(main(sys.argv[2:]))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")]))
