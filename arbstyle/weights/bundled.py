@@ -11,7 +11,6 @@ The file's sha256 is pinned in `arbstyle.pretrained.ARTIFACTS`, so an edited cop
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,17 +33,11 @@ def model_arrays(model, exclude=DEFAULT_EXCLUDE) -> dict[str, np.ndarray]:
 
 
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Compressed, atomically (temp file in the same folder, then rename)."""
+    """Compressed, atomically (the weights cache's own temp file + rename)."""
+    from arbstyle.pretrained import _write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep the file from other users of an installed package
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    _write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def export(workdir: str | os.PathLike, path: str | os.PathLike, *, step: int | None = None,
