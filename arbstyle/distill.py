@@ -19,7 +19,7 @@ import numpy as np
 log = logging.getLogger("arbstyle.distill")
 
 # Ridge strengths tried, relative to the mean variance of a centred feature; the best on held-out styles wins.
-RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 0.3, 1.0, 3.0, 10.0)
 
 
 def collect(student, teacher, styles: Iterator[np.ndarray], count: int, *, progress=None
