@@ -9,10 +9,10 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # Lazy so that `import arbstyle` stays cheap and the CLI starts fast.
     if name == "Stylizer":
-        from arbstyle.stylize import Stylizer
+        from arbstyle.inference.stylize import Stylizer
         return Stylizer
     if name == "load_model":
-        from arbstyle.registry import load_model
+        from arbstyle.weights.registry import load_model
         return load_model
     raise AttributeError(name)
 

@@ -10,15 +10,16 @@ from arbstyle._xla import enable_compilation_cache
 
 # command -> (module, help). A module owning several commands defines add_arguments_<cmd> / run_<cmd>.
 COMMANDS = {
-    "stylize": ("arbstyle.stylize_cli", "stylize photos with any painting"),
-    "embed": ("arbstyle.stylize_cli", "compute 100-d style embeddings of paintings"),
-    "demo": ("arbstyle.stylize_cli", "stylize sample images that ship with installed packages"),
-    "learn": ("arbstyle.learn", "fit a painting's style through the frozen transformer (better than predicted)"),
+    "stylize": ("arbstyle.inference.stylize_cli", "stylize photos with any painting"),
+    "embed": ("arbstyle.inference.stylize_cli", "compute 100-d style embeddings of paintings"),
+    "demo": ("arbstyle.inference.stylize_cli", "stylize sample images that ship with installed packages"),
+    "learn": ("arbstyle.inference.learn",
+              "fit a painting's style through the frozen transformer (better than predicted)"),
     "optimize": ("arbstyle.optimize", "Gatys et al.: optimize the pixels of one image"),
-    "train": ("arbstyle.train", "train a model from an experiment config"),
+    "train": ("arbstyle.training.train", "train a model from an experiment config"),
     "data": ("arbstyle.data.command", "build, inspect, preview and time TFDS datasets"),
-    "evaluate": ("arbstyle.evaluate", "compare models on content/style loss, LPIPS, FID, ArtFID"),
-    "weights": ("arbstyle.pretrained", "list, fetch and verify pretrained weights"),
+    "evaluate": ("arbstyle.evaluation.evaluate", "compare models on content/style loss, LPIPS, FID, ArtFID"),
+    "weights": ("arbstyle.weights.pretrained", "list, fetch and verify pretrained weights"),
 }
 
 

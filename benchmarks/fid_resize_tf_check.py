@@ -1,4 +1,4 @@
-"""Is arbstyle.fid.resize_bilinear_tf1 the resize the 2015 FID graph ran? Compare it with TensorFlow's own
+"""Is arbstyle.evaluation.fid.resize_bilinear_tf1 the resize the 2015 FID graph ran? Compare it with TensorFlow's own
 `tf.compat.v1.image.resize_bilinear` (align_corners=False, half_pixel_centers=False: the op in that graph).
 
 TensorFlow is a benchmark-only tool here, in a throwaway venv of its own:
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from arbstyle.fid import FID_SIZE, resize_bilinear_tf1  # noqa: E402  (numpy only)
+from arbstyle.evaluation.fid import FID_SIZE, resize_bilinear_tf1  # noqa: E402  (numpy only)
 from arbstyle.paths import shared_dir  # noqa: E402
 from results_io import write_results  # noqa: E402
 
@@ -59,7 +59,7 @@ def main() -> int:
         "../shared/data/val/content, "
         f"tensorflow {tf.__version__}, pixel units 0..255).", "",
         "| comparison | max abs diff | mean abs diff |", "|---|---|---|",
-        f"| arbstyle.fid.resize_bilinear_tf1 vs tf.compat.v1.image.resize_bilinear | {worst_tf1:.3g} | |",
+        f"| arbstyle.evaluation.fid.resize_bilinear_tf1 vs tf.compat.v1.image.resize_bilinear | {worst_tf1:.3g} | |",
         f"| TF2 tf.image.resize (half-pixel) vs the TF1 op | {worst_tf2:.3g} | {np.mean(mean_tf2):.3g} |", ""]))
     print(json.dumps(result, indent=1))
     return 0

@@ -28,12 +28,12 @@ sys.path.insert(0, str(ROOT))
 import arbstyle  # noqa: E402,F401  (XLA CPU flag before JAX starts)
 import numpy as np  # noqa: E402
 
-from arbstyle.fid import fid_preprocess  # noqa: E402
+from arbstyle.evaluation.fid import fid_preprocess  # noqa: E402
 from arbstyle.images import load_image  # noqa: E402
 from arbstyle.machine import describe, summary  # noqa: E402
 from arbstyle.paths import cache_dir, shared_dir  # noqa: E402
-from arbstyle.pretrained import artifact  # noqa: E402
 from arbstyle.weights import inception_fid  # noqa: E402
+from arbstyle.weights.pretrained import artifact  # noqa: E402
 from results_io import write_results  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -87,7 +87,7 @@ def main() -> int:
     seconds = time.perf_counter() - start
     result = {"command": "python benchmarks/inception_bn_check.py" + (f" --limit {args.limit}" if args.limit else ""),
               "images": len(paths), "source": "../shared/data/val/content (all .jpg, sorted)",
-              "preprocessing": "arbstyle.fid.fid_preprocess (TF1 bilinear to 299, (x*255-128)/128)",
+              "preprocessing": "arbstyle.evaluation.fid.fid_preprocess (TF1 bilinear to 299, (x*255-128)/128)",
               "weights": f"{inception_fid.PACKAGE}:{source.member} sha256 {source.member_sha256}",
               "machine": describe(), "seconds": round(seconds, 1), "summary": summarise(rows), "layers": rows,
               "controls": {}}

@@ -5,8 +5,8 @@ torch is a benchmark-only tool here (never an arbstyle dependency); run this in 
     python -m venv ../torch-venv && ../torch-venv/bin/pip install -e . torch
     ../torch-venv/bin/python benchmarks/inception_torch_parity.py [--limit N]
 
-Inputs: the ../shared/data/val/content photos through `arbstyle.fid.fid_preprocess`; the same (N, 299, 299, 3)
-arrays go to both networks (NCHW for torch). Also compares our TF1-style resize with the same sampling
+Inputs: the ../shared/data/val/content photos through `arbstyle.evaluation.fid.fid_preprocess`; the same
+(N, 299, 299, 3) arrays go to both networks (NCHW for torch). Also compares our TF1-style resize with the same sampling
 written in torch (grid_sample at the TF1 source coordinates). Writes benchmarks/results/inception_torch_parity.
 {json,md}.
 """
@@ -27,7 +27,7 @@ import arbstyle  # noqa: E402,F401
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from arbstyle.fid import InceptionFeatures, fid_preprocess, resize_bilinear_tf1  # noqa: E402
+from arbstyle.evaluation.fid import InceptionFeatures, fid_preprocess, resize_bilinear_tf1  # noqa: E402
 from arbstyle.images import load_image  # noqa: E402
 from arbstyle.paths import cache_dir, shared_dir  # noqa: E402
 from arbstyle.weights import inception_fid  # noqa: E402
@@ -109,8 +109,8 @@ def main() -> int:
     }
     md = ["# FID Inception: arbstyle (JAX) vs the TorchScript run by torch", "",
           f"Command: `{result['command']}` (in a venv with torch); {result['images']} photos from "
-          "../shared/data/val/content, "
-          f"preprocessed once by `arbstyle.fid.fid_preprocess`; torch {result['torch']}, jax {result['jax']}, "
+          "../shared/data/val/content, preprocessed once by `arbstyle.evaluation.fid.fid_preprocess`; "
+          f"torch {result['torch']}, jax {result['jax']}, "
           f"{result['machine']['cpu']}.", "",
           "| figure | value |", "|---|---|"]
     for key in ["pool3_max_abs_diff", "pool3_mean_abs_diff", "pool3_mean_abs_value", "pool3_max_rel_diff",

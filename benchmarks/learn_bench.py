@@ -4,9 +4,9 @@
     python benchmarks/learn_bench.py --styles 6         # the first 6 (sorted by file name)
     python benchmarks/learn_bench.py tune --styles 2    # step size / parameters: benchmarks/results/learn_tune.*
 
-Styles are fitted with `arbstyle.learn.StyleLearner` on its default photos (scikit-image's samples) and judged
+Styles are fitted with `arbstyle.inference.learn.StyleLearner` on its default photos (scikit-image's samples) and judged
 on validation photos from ../shared/data/val/content, each resized and centre-cropped to --size: style loss and
-content loss with `arbstyle.evaluate`'s fixed reference definition (Gatys et al.'s layers, independent of the
+content loss with `arbstyle.evaluation.evaluate`'s fixed reference definition (Gatys et al.'s layers, independent of the
 fitting objective), LPIPS(photo, result), and the fitting objective's own style term on those held-out photos.
 Results are written after every style, so an interrupted run keeps what it measured. A contact sheet of outputs
 (predicted and learned, first photos) goes to benchmarks/results/learn_contact_sheet.jpg.
@@ -29,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _data(shared: Path, n_styles: int, n_photos: int):
-    from arbstyle.evaluate import list_images
+    from arbstyle.evaluation.evaluate import list_images
 
     styles = list_images(shared / "data" / "val" / "styles", "style")[:n_styles]
     photos = list_images(shared / "data" / "val" / "content", "content")
@@ -39,11 +39,11 @@ def _data(shared: Path, n_styles: int, n_photos: int):
 
 
 def _setup(args):
-    from arbstyle import registry
-    from arbstyle.evaluate import Scorer, prepare_content
+    from arbstyle.evaluation.evaluate import Scorer, prepare_content
     from arbstyle.images import load_image
-    from arbstyle.learn import StyleLearner, sample_contents
+    from arbstyle.inference.learn import StyleLearner, sample_contents
     from arbstyle.paths import shared_dir
+    from arbstyle.weights import registry
 
     shared = Path(args.shared) if args.shared else shared_dir()
     if shared is None:
@@ -58,7 +58,7 @@ def _setup(args):
 
 def _score(stylizer, scorer, photos, content_refs, style_ref, style, keep: int = 0):
     """Mean reference metrics of one style over the held-out photos; the first `keep` outputs are returned."""
-    from arbstyle.evaluate import as_8bit
+    from arbstyle.evaluation.evaluate import as_8bit
 
     rows, kept = [], []
     batch = stylizer.style_batch([style])
@@ -138,8 +138,8 @@ def _write(args, rows, photo_paths, machine) -> None:
         f"Model `{args.model}`; {len(rows)} validation styles; fitted with `--params {args.params}`, {args.steps} "
         f"steps, style weight {args.style_weight}, size {args.size}, on {args.fit_photos} scikit-image photos; "
         f"judged on {len(photo_paths)} validation photos not used for fitting (centre squares at the same size). "
-        "Style/content loss: `arbstyle.evaluate`'s reference definition; objective style: the fitting loss's "
-        "style term on the held-out photos. Change: learned vs predicted style loss.", "",
+        "Style/content loss: `arbstyle.evaluation.evaluate`'s reference definition; objective style: the fitting "
+        "loss's style term on the held-out photos. Change: learned vs predicted style loss.", "",
         "| style | style loss predicted | learned | change | LPIPS predicted | learned | objective style "
         "predicted | learned | fit s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -199,8 +199,8 @@ def write_tune(rows, command: str, machine: dict, note: str = "") -> None:
     lines = ["# `arbstyle learn`: step size and parameters", "",
              f"`{command}` on {summary(machine)} (shared and busy: seconds are inflated).", "",
              *([note, ""] if note else []),
-             "Scored on held-out validation photos with `arbstyle.evaluate`'s reference losses; step 0 is the "
-             "predicted embedding.", "",
+             "Scored on held-out validation photos with `arbstyle.evaluation.evaluate`'s reference losses; step 0 is "
+             "the predicted embedding.", "",
              "| params | lr | style | steps | style loss | content loss | LPIPS | s/step |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -211,7 +211,7 @@ def write_tune(rows, command: str, machine: dict, note: str = "") -> None:
 
 
 def main(argv=None) -> None:
-    from arbstyle.learn import DEFAULT_PARAMS, DEFAULT_SIZE, DEFAULT_STEPS, DEFAULT_STYLE_WEIGHT
+    from arbstyle.inference.learn import DEFAULT_PARAMS, DEFAULT_SIZE, DEFAULT_STEPS, DEFAULT_STYLE_WEIGHT
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", nargs="?", choices=["run", "tune"], default="run")
@@ -230,7 +230,7 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoints", default="20,40,60", help="tune: steps at which to judge")
     args = parser.parse_args(argv)
     if args.fit_photos is None:
-        from arbstyle.learn import SAMPLE_CONTENTS
+        from arbstyle.inference.learn import SAMPLE_CONTENTS
 
         args.fit_photos = len(SAMPLE_CONTENTS)
     (tune if args.mode == "tune" else run)(args)

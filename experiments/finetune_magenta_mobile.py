@@ -1,7 +1,7 @@
 """Adapt Magenta's mobile arbitrary-style model (`magenta-mobile`: MobileNet-v2 style predictor, quarter-width
 transformer) to a new collection of paintings.
 
-It starts from the imported weights (`arbstyle.registry.load_model('magenta-mobile')`, float activations) and,
+It starts from the imported weights (`arbstyle.weights.registry.load_model('magenta-mobile')`, float activations) and,
 as Magenta trained that model, keeps the MobileNet trunk fixed (its batch norm folded, nothing to update) while the
 bottleneck, the CIN heads and the transformer learn. Point `data.style` at the new paintings: a folder (any
 layout) or a dataset spec.
@@ -11,7 +11,7 @@ layout) or a dataset spec.
 """
 import ml_collections
 
-from arbstyle.experiment import base_config
+from arbstyle.training.experiment import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:

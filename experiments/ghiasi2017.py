@@ -16,7 +16,7 @@ The archives are not downloadable automatically; put them in one folder and pass
 """
 import ml_collections
 
-from arbstyle.experiment import base_config
+from arbstyle.training.experiment import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.model.predictor = "inception"
     c.model.alpha = 1.0
     c.model.trunk.final_endpoint = "Mixed_6e"
-    c.init.trunk = "inception-v3"  # arbstyle.pretrained: slim Inception-v3 trained on ImageNet
+    c.init.trunk = "inception-v3"  # arbstyle.weights.pretrained: slim Inception-v3 trained on ImageNet
 
     c.data.content = "imagenet_content"
     c.data.style = "painter_by_numbers,dtd"

@@ -4,7 +4,7 @@
 - Transformer and CIN heads: `magenta-mobile`'s quarter-width transformer and heads (Apache-2.0), frozen.
 - The 768 -> 100 bottleneck between them (76,900 parameters) is distilled from `magenta-mobile`'s own MobileNet-v2
   predictor: its embeddings of augmented training paintings and textures are regressed on the trunk's pooled
-  features in closed form (arbstyle.distill, checkpoint 0), then fine-tuned with the perceptual losses of
+  features in closed form (arbstyle.training.distill, checkpoint 0), then fine-tuned with the perceptual losses of
   `arbstyle.losses` on ../shared/data's photos at 128 px crops.
 
     arbstyle train --config experiments/ghiasi_inception.py --workdir runs/ghiasi
@@ -20,8 +20,8 @@ saturated to white by step 100 (README, "Our own model").
 """
 import ml_collections
 
-from arbstyle.experiment import base_config
 from arbstyle.paths import REPO_ROOT, shared_dir
+from arbstyle.training.experiment import base_config
 
 INCEPTION_TRANSFER = ("reference/magenta_inception_transfer/"
                       "lite-model_arbitrary-image-stylization-inceptionv3-dynamic-shapes_dr_transfer_1.tflite")

@@ -14,9 +14,9 @@ style weight).
 """
 import ml_collections
 
-from arbstyle.experiment import base_config
 from arbstyle.losses import DEFAULT_STYLE_WEIGHT
 from arbstyle.paths import shared_dir
+from arbstyle.training.experiment import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -9,7 +9,7 @@ trained end to end). The TFDS datasets build on first use (about 10 s).
 """
 import ml_collections
 
-from arbstyle.experiment import base_config
+from arbstyle.training.experiment import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -8,8 +8,8 @@ batch 2, a quarter-width transformer, and the Inception stem (to MaxPool_5a_3x3)
 """
 import ml_collections
 
-from arbstyle.experiment import base_config
 from arbstyle.paths import shared_dir
+from arbstyle.training.experiment import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -43,7 +43,7 @@ def tiny_model():
 
 
 def tiny_stylizer(**kwargs):
-    from arbstyle.stylize import Stylizer
+    from arbstyle.inference.stylize import Stylizer
 
     kwargs.setdefault("style_size", TEST_STYLE_SIZE)
     return Stylizer(tiny_model(), name="tiny-random", **kwargs)

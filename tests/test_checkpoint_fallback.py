@@ -15,9 +15,9 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 
-from arbstyle import checkpoints
 from arbstyle.images import save_image
-from arbstyle.registry import load_model
+from arbstyle.training import checkpoints
+from arbstyle.weights.registry import load_model
 from stylize_helpers import photo, tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ def _empty_metadata(step_dir: Path) -> None:
 def test_model_falls_back_to_the_newest_restorable_step(workdir, damage, caplog):
     intact = _kernel(load_model(workdir))  # step 2 when nothing is damaged
     damage(checkpoints.checkpoint_dir(workdir) / "2")
-    with caplog.at_level(logging.WARNING, logger="arbstyle.checkpoints"):
+    with caplog.at_level(logging.WARNING, logger="arbstyle.training.checkpoints"):
         model = load_model(workdir)
     assert _kernel(model) == pytest.approx(intact - 1.0)  # step 1's weights
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]

@@ -9,8 +9,8 @@ import ml_collections
 import pytest
 
 from arbstyle import data, losses
-from arbstyle.experiment import ConfigError, apply_override, base_config, load_config, split_override_args
 from arbstyle.model import model_config
+from arbstyle.training.experiment import ConfigError, apply_override, base_config, load_config, split_override_args
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 NAMES = ["ghiasi2017", "shared_data", "finetune_magenta_mobile", "nstyle", "smoke"]
@@ -22,7 +22,7 @@ def test_every_experiment_is_complete_and_consistent(name):
     assert isinstance(config, ml_collections.ConfigDict)
     assert config.keys() == base_config().keys()  # nothing dropped, nothing unknown
     model = model_config(config.model.to_dict())  # raises on unknown keys or predictors
-    from arbstyle.train import loss_config, make_optimizer
+    from arbstyle.training.train import loss_config, make_optimizer
 
     loss = loss_config(config.loss)
     assert loss.content and loss.style
@@ -143,7 +143,7 @@ def test_apply_override_replaces_a_whole_group_from_a_dict():
 ])
 def test_config_files_are_checked_against_the_known_sections(tmp_path, body, message):
     path = tmp_path / "exp.py"
-    path.write_text("import ml_collections\nfrom arbstyle.experiment import base_config\n\n"
+    path.write_text("import ml_collections\nfrom arbstyle.training.experiment import base_config\n\n"
                     f"def get_config():\n    {body}\n    return c\n")
     with pytest.raises(ConfigError) as err:
         load_config(path)

@@ -1,7 +1,8 @@
-"""arbstyle.distill: the bottleneck as a ridge regression of a teacher's embeddings on pooled trunk features."""
+"""arbstyle.training.distill: the bottleneck as a ridge regression of a teacher's embeddings on pooled trunk
+features."""
 import numpy as np
 
-from arbstyle import distill
+from arbstyle.training import distill
 
 
 def test_fit_recovers_a_linear_map_and_reports_held_out_r2():

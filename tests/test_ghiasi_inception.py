@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from arbstyle import checkpoints, pretrained
 from arbstyle.cli import main
-from arbstyle.train import read_metrics
+from arbstyle.training import checkpoints
+from arbstyle.training.train import read_metrics
+from arbstyle.weights import pretrained
 
 CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "ghiasi_inception.py"
 

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from arbstyle import images
-from arbstyle.stylize import style_input
+from arbstyle.inference.stylize import style_input
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,8 +37,8 @@ def test_a_100000_x_8_style_embeds_in_bounded_memory(tmp_path):
     code = textwrap.dedent(f"""
         import resource
         import numpy as np
-        from arbstyle.stylize import style_input
         from arbstyle import images
+        from arbstyle.inference.stylize import style_input
         with open("/proc/self/status") as f:
             mapped = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize:"))
         limit = mapped + 3 * 2**30

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from arbstyle.paths import shared_dir
-from arbstyle.pretrained import WeightsError
 from arbstyle.weights import inception_fid, torchzip
+from arbstyle.weights.pretrained import WeightsError
 
 
 def obtain_or_skip(fetch):
@@ -70,7 +70,7 @@ def test_altered_torchscript_is_fetched_again(fid_pt, tmp_path):
 
 
 def test_bn_statistics_agree_with_activations_on_photos(arrays):
-    from arbstyle.fid import fid_preprocess
+    from arbstyle.evaluation.fid import fid_preprocess
 
     model = inception_fid.build(arrays)
     inputs = np.stack([fid_preprocess(im) for im in photos(8)])

@@ -5,7 +5,7 @@ import pytest
 
 from arbstyle.cli import main
 from arbstyle.images import load_image, resize_long, save_image, to_float32
-from arbstyle.stylize import Stylizer, load_styles, save_styles
+from arbstyle.inference.stylize import Stylizer, load_styles, save_styles
 
 SIZE = 48
 
@@ -23,7 +23,7 @@ def no_xla_cache(monkeypatch):
 
 @pytest.fixture(scope="module")
 def model():
-    from arbstyle import registry
+    from arbstyle.weights import registry
 
     return registry.load_model("magenta-mobile")
 
@@ -40,7 +40,7 @@ def files(tmp_path):
 
 @pytest.mark.parametrize("params", ["embedding", "cin"])
 def test_a_few_steps_lower_the_style_loss_on_a_held_out_photo(model, params):
-    from arbstyle.learn import StyleLearner
+    from arbstyle.inference.learn import StyleLearner
 
     learner = StyleLearner(model, [_sample("astronaut"), _sample("coffee")], params=params, size=SIZE)
     painting = _sample("immunohistochemistry")
@@ -60,7 +60,7 @@ def test_a_few_steps_lower_the_style_loss_on_a_held_out_photo(model, params):
 def test_cin_strength_and_mixing_match_the_embedding_path(model):
     """The CIN heads are linear, so the CIN parameters of an embedding must behave exactly like the embedding
     under strength (interpolation towards the content's own style) and mixing."""
-    from arbstyle.stylize import mix_cin
+    from arbstyle.inference.stylize import mix_cin
 
     st = Stylizer(model)
     photo = _sample("chelsea", 64)
@@ -145,7 +145,7 @@ def test_styles_file_refuses_mixed_kinds_and_bad_arrays(tmp_path):
 
 def test_any_arbitrary_model_learns():
     """Nothing is specific to magenta-mobile: an Inception-trunk model built by build_model (random init) works."""
-    from arbstyle.learn import StyleLearner
+    from arbstyle.inference.learn import StyleLearner
     from stylize_helpers import tiny_model
 
     learner = StyleLearner(tiny_model(), [_sample("coffee")], params="cin", size=32)

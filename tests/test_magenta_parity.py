@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from arbstyle.nets import qdq
-from arbstyle.registry import load_model
 from arbstyle.weights import magenta_parity as mp
+from arbstyle.weights.registry import load_model
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("ai_edge_litert")

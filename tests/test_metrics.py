@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import skimage.data
 
+from arbstyle.evaluation.metrics import LPIPS, LPIPS_LAYERS, artfid, load_lpips_params, lpips_weights_path
 from arbstyle.images import resize_to, to_float32
-from arbstyle.metrics import LPIPS, LPIPS_LAYERS, artfid, load_lpips_params, lpips_weights_path
 from arbstyle.nets.vgg import WeightsError, load_vgg16
 
 SIDE = 64

@@ -5,8 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from arbstyle import cli, pretrained
-from arbstyle.pretrained import WeightsError
+from arbstyle import cli
+from arbstyle.weights import pretrained
+from arbstyle.weights.pretrained import WeightsError
 
 
 @pytest.fixture(scope="module")

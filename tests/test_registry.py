@@ -7,10 +7,10 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 
-from arbstyle import checkpoints
 from arbstyle.model import build_model
 from arbstyle.nets.qdq import Quantization
-from arbstyle.registry import RegistryError, load_model, names
+from arbstyle.training import checkpoints
+from arbstyle.weights.registry import RegistryError, load_model, names
 
 
 def _variables(model, kind=nnx.Variable):
@@ -50,7 +50,7 @@ def test_unknown_name_and_paths(tmp_path):
     with pytest.raises(RegistryError, match="not a training workdir \\(no config.json inside\\)"):
         load_model(tmp_path)
     with pytest.raises(RegistryError, match="trunk weights, not a whole model"):
-        from arbstyle.registry import load_pretrained
+        from arbstyle.weights.registry import load_pretrained
 
         load_pretrained("inception-v3")
 
@@ -91,7 +91,8 @@ def test_mobilenet_fast_depthwise_is_the_grouped_convolution(stride, size):
 
 def test_a_tampered_cache_with_a_rewritten_record_is_refused(tmp_path, monkeypatch, capsys):
     """Altered weights whose record was rewritten to match: the sha256 pinned in the package still refuses them."""
-    from arbstyle import cli, pretrained
+    from arbstyle import cli
+    from arbstyle.weights import pretrained
 
     monkeypatch.setenv("ARBSTYLE_HOME", str(tmp_path))
     arrays = pretrained.load_arrays("magenta-mobile")
@@ -121,8 +122,8 @@ def test_abstract_model_has_the_structure_of_build_model(config):
     # variable (same paths, types, shapes, dtypes), only built without RNG bookkeeping.
     import jax
 
-    from arbstyle import pretrained
     from arbstyle.model import abstract_model
+    from arbstyle.weights import pretrained
 
     if config == "magenta-mobile-exact":
         config = dict(pretrained.model_config("magenta-mobile"), quantize_activations=True)

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from arbstyle.images import ImageError, save_image, to_uint8
-from arbstyle.stylize import Stylizer, bucket_side, preserve_colors
+from arbstyle.inference.stylize import Stylizer, bucket_side, preserve_colors
 from stylize_helpers import TEST_STYLE_SIZE, photo, texture, tiny_model, tiny_stylizer
 
 
@@ -186,7 +186,7 @@ def test_table_model_refused():
 
 
 def test_load_uses_registry():
-    registry = pytest.importorskip("arbstyle.registry", reason="model registry not built yet")
+    registry = pytest.importorskip("arbstyle.weights.registry", reason="model registry not built yet")
     assert hasattr(registry, "load_model")
 
 

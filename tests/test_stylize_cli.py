@@ -9,7 +9,7 @@ from PIL import Image
 
 from arbstyle.cli import main
 from arbstyle.images import load_image, save_image
-from arbstyle.stylize import Stylizer
+from arbstyle.inference.stylize import Stylizer
 from stylize_helpers import TEST_STYLE_SIZE, photo, texture, tiny_stylizer
 
 

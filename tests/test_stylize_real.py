@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from arbstyle.images import resize_long, to_float32
-from arbstyle.stylize import Stylizer
+from arbstyle.inference.stylize import Stylizer
 
-registry = pytest.importorskip("arbstyle.registry", reason="model registry not built yet")
+registry = pytest.importorskip("arbstyle.weights.registry", reason="model registry not built yet")
 
 
 def _sample(name):

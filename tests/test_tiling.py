@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from arbstyle.inference.tiling import Span, TransformerRunner, spans, tile_count
 from arbstyle.nets.transformer import NUM_RESIDUAL
-from arbstyle.tiling import Span, TransformerRunner, spans, tile_count
 
 NAIVE_HALO = 64  # more than the whole network's receptive field (about 56 px)
 from stylize_helpers import photo, tiny_model

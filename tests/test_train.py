@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from arbstyle import checkpoints
+from arbstyle.training import checkpoints
 from tb_events import event_files, scalars
 from test_data_samples import real_images, write_folder
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arbstyle import checkpoints, images
+from arbstyle import images
 from arbstyle.cli import main
+from arbstyle.training import checkpoints
 from tb_events import event_files, load
 
 SMOKE = Path(__file__).resolve().parent.parent / "experiments" / "smoke.py"

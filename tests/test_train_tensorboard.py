@@ -1,5 +1,6 @@
-"""What training logs to TensorBoard (arbstyle.tensorboard.RunLog over tensorboardX), read back with TensorBoard's
-own reader: scalars, sample images, the config as text and as hparams; nothing from processes that must not log."""
+"""What training logs to TensorBoard (arbstyle.training.tensorboard.RunLog over tensorboardX), read back with
+TensorBoard's own reader: scalars, sample images, the config as text and as hparams; nothing from processes that must
+not log."""
 from __future__ import annotations
 
 import io
@@ -10,7 +11,7 @@ import pytest
 from PIL import Image
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from arbstyle.tensorboard import RunLog, flatten
+from arbstyle.training.tensorboard import RunLog, flatten
 from tb_events import event_files, load
 
 CONFIG = {"seed": 3, "train": {"steps": 12, "bf16": False, "learning_rate": 1e-5},

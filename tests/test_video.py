@@ -16,11 +16,11 @@ import av
 import numpy as np
 import pytest
 
-from arbstyle import video_io
 from arbstyle.cli import main
 from arbstyle.images import save_image
-from arbstyle.stylize import Stylizer
-from arbstyle.video import FlowBlend
+from arbstyle.inference import video_io
+from arbstyle.inference.stylize import Stylizer
+from arbstyle.inference.video import FlowBlend
 from stylize_helpers import TEST_STYLE_SIZE, photo, texture, tiny_stylizer
 
 TESTS = Path(__file__).resolve().parent
@@ -157,9 +157,10 @@ def test_sigint_mid_clip_leaves_no_partial_file(tmp_path, style):
     # Ctrl-C's default handler, also when the test runner was started in the background (a non-interactive
     # shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler)
     script = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-              "import sys; sys.path.insert(0, sys.argv[1]); import test_video as t; from arbstyle.stylize import "
-              "Stylizer; Stylizer.load = staticmethod(lambda *a, **k: t.tiny_stylizer()); from arbstyle.cli import "
-              "main; sys.exit(main(sys.argv[2:]))")
+              "import sys; sys.path.insert(0, sys.argv[1]); import test_video as t; "
+              "from arbstyle.inference.stylize import Stylizer; "
+              "Stylizer.load = staticmethod(lambda *a, **k: t.tiny_stylizer()); "
+              "from arbstyle.cli import main; sys.exit(main(sys.argv[2:]))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", script, str(TESTS), "stylize", str(clip), "-s", str(style),
                              "-o", str(out), "--batch", "1"], env=env, stderr=subprocess.PIPE, text=True)

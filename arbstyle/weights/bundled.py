@@ -4,7 +4,7 @@ A trained model whose trunk comes from a pinned pretrained artifact (e.g. `ghias
 trunk is the `inception-v3` artifact) ships only the rest: the parts a training run changed or started from a
 decoder that is not on PyPI. `export` writes those arrays from a training workdir as a compressed npz (plain
 arrays, no pickle), named by their model state paths; `convert` is the registry's converter that reads it back.
-The file's sha256 is pinned in `arbstyle.pretrained.ARTIFACTS`, so an edited copy is refused.
+The file's sha256 is pinned in `arbstyle.weights.pretrained.ARTIFACTS`, so an edited copy is refused.
 
     arbstyle weights export runs/ghiasi_256 -o arbstyle/weights/ghiasi_inception.npz
 """
@@ -34,7 +34,7 @@ def model_arrays(model, exclude=DEFAULT_EXCLUDE) -> dict[str, np.ndarray]:
 
 def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Compressed, atomically (the weights cache's own temp file + rename)."""
-    from arbstyle.pretrained import _write_atomic
+    from arbstyle.weights.pretrained import _write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(path, lambda f: np.savez_compressed(f, **arrays))
@@ -43,7 +43,7 @@ def write_npz(arrays: dict[str, np.ndarray], path: Path) -> None:
 def export(workdir: str | os.PathLike, path: str | os.PathLike, *, step: int | None = None,
            exclude=DEFAULT_EXCLUDE) -> dict[str, np.ndarray]:
     """A training workdir's model (newest checkpoint unless `step`), minus `exclude`, as an npz at `path`."""
-    from arbstyle.checkpoints import restore_model
+    from arbstyle.training.checkpoints import restore_model
 
     arrays = model_arrays(restore_model(Path(workdir).expanduser(), step), exclude)
     write_npz(arrays, Path(path))

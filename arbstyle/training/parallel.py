@@ -21,7 +21,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-log = logging.getLogger("arbstyle.parallel")
+log = logging.getLogger("arbstyle.training.parallel")
 
 DATA_AXIS = "data"
 

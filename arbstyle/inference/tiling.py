@@ -29,8 +29,8 @@ import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
+from arbstyle.inference.stylize_defaults import DEFAULT_TILE
 from arbstyle.nets.transformer import SIZE_MULTIPLE
-from arbstyle.stylize_defaults import DEFAULT_TILE
 
 # Halos, from each stage's receptive field. Contract: the 9x9 conv (4) + two stride-2 3x3 convs (1 + 2) + the
 # offset inside a 4 x 4 cell (3) = 10 full-resolution pixels -> 16. A residual block: two 3x3 convs = 2 stream

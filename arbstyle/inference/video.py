@@ -101,7 +101,7 @@ def stylize_stream(stylizer, frames: Iterable, embedding: np.ndarray, *, strengt
     size (width, height) resizes every frame; else max_size caps the long side. With strength < 1, the clip's
     own style is the first frame's embedding (one style for the whole clip: a per-frame one would flicker).
     """
-    from arbstyle.stylize import preserve_colors
+    from arbstyle.inference.stylize import preserve_colors
 
     temporal = temporal or DEFAULT_TEMPORAL
     if temporal not in TEMPORAL_MODES:

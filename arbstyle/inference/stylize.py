@@ -4,7 +4,7 @@ A Stylizer wraps one arbitrary-style model (style predictor + CIN heads + transf
 are compiled once per shape and reused: content sizes are rounded up to a small ladder of buckets (reflect-padded,
 cropped back) so that a folder of mixed sizes compiles a handful of times; contents whose untiled program would
 need a buffer over the backend's per-buffer limit, or more than the memory budget, go through the exact tiled
-forward of `arbstyle.tiling`, in bounded memory.
+forward of `arbstyle.inference.tiling`, in bounded memory.
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from flax import nnx
 from PIL import Image
 
 from arbstyle import images
+from arbstyle.inference.stylize_defaults import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, DEFAULT_TILE,
+                                                 STYLE_SIZE)
+from arbstyle.inference.tiling import CONTRACT_HALO, TransformerRunner, default_max_buffer
 from arbstyle.nets.transformer import SIZE_MULTIPLE
-from arbstyle.stylize_defaults import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, DEFAULT_TILE, STYLE_SIZE
-from arbstyle.tiling import CONTRACT_HALO, TransformerRunner, default_max_buffer
 
 # Untiled forwards (batch x pixels) may use this share of physical memory; beyond it, exact tiling.
 MEMORY_FRACTION = 0.4
@@ -30,7 +31,7 @@ STEPS_PER_OCTAVE = 8  # size buckets: padding is at most 1/8 of a side
 
 
 def _pretrained_config(name: str) -> dict:
-    from arbstyle import pretrained
+    from arbstyle.weights import pretrained
 
     return dict(pretrained.model_config(name) or {})
 
@@ -249,7 +250,7 @@ class Stylizer:
         (fast, tileable); "exact" replays the int8 graph's activation quantization bit for bit like
         onnxruntime, about 8x slower on CPU and untileable. Trained checkpoints are float.
         """
-        from arbstyle import registry
+        from arbstyle.weights import registry
 
         if activations not in ACTIVATIONS:
             raise ValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
@@ -447,15 +448,15 @@ class Stylizer:
 
         path_or_frames: a video file (any container FFmpeg reads) or an iterable of frames (arrays or PIL
         images of one size). style: as for `stylize`, one style. temporal: a mode of
-        `arbstyle.video.TEMPORAL_MODES` (default `arbstyle.video.DEFAULT_TEMPORAL`). max_size caps the long side
-        of the frames; work_size runs the network smaller and upscales.
+        `arbstyle.inference.video.TEMPORAL_MODES` (default `arbstyle.inference.video.DEFAULT_TEMPORAL`). max_size caps
+        the long side of the frames; work_size runs the network smaller and upscales.
         """
-        from arbstyle import video
+        from arbstyle.inference import video
 
         if isinstance(style, (list, tuple)):
             raise ValueError("stylize_video takes one style; mix several with Stylizer.mix(...)")
         if isinstance(path_or_frames, (str, os.PathLike)):
-            from arbstyle import video_io
+            from arbstyle.inference import video_io
 
             frames = video_io.read_frames(path_or_frames)
         else:

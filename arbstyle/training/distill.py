@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-log = logging.getLogger("arbstyle.distill")
+log = logging.getLogger("arbstyle.training.distill")
 
 # Ridge strengths tried, relative to the mean variance of a centred feature; the best on held-out styles wins.
 RIDGE_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 0.3, 1.0, 3.0, 10.0)

@@ -48,7 +48,8 @@ def fid_preprocess(image: np.ndarray) -> np.ndarray:
 
 
 def _default_weights() -> Mapping[str, np.ndarray]:
-    from arbstyle.pretrained import load_arrays  # the weights manager: cache, sha256 records, fetch on first use
+    # the weights manager: cache, sha256 records, fetch on first use
+    from arbstyle.weights.pretrained import load_arrays
 
     return load_arrays("inception-v3")
 

@@ -8,7 +8,7 @@ mixing keep working as for predicted styles) or the full CIN gamma/beta, against
 (`arbstyle.losses`: content + Gram style + total variation) of the transformer's outputs on a few content photos.
 The transformer, the heads and VGG stay frozen; every Adam step is one jitted program.
 
-The result is written in the `arbstyle embed` file format (`arbstyle.stylize.save_styles`), so
+The result is written in the `arbstyle embed` file format (`arbstyle.inference.stylize.save_styles`), so
 `arbstyle stylize --style-embedding styles.npz:NAME` and `Stylizer` use it like any predicted style.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from flax import nnx
 
 from arbstyle import images
 from arbstyle import losses as L
-from arbstyle.stylize import DEFAULT_MODEL, STYLE_SIZE, Stylizer, style_input
+from arbstyle.inference.stylize import DEFAULT_MODEL, STYLE_SIZE, Stylizer, style_input
 
 PARAMS = ("embedding", "cin")
 DEFAULT_PARAMS = "embedding"
@@ -290,11 +290,11 @@ def _check_output(out: Path) -> None:
 
 
 def run(args) -> int:
-    from arbstyle import registry
     from arbstyle.cli import CLIError
+    from arbstyle.inference.stylize import save_styles
+    from arbstyle.inference.stylize_cli import expand_inputs
     from arbstyle.progress import Progress
-    from arbstyle.stylize import save_styles
-    from arbstyle.stylize_cli import expand_inputs
+    from arbstyle.weights import registry
 
     if args.steps < 1:
         raise CLIError(f"--steps must be at least 1, got {args.steps}")

@@ -1,8 +1,8 @@
 """Defaults shared by the `Stylizer` API and the command line, in a module without JAX.
 
 `arbstyle stylize --help` builds its parser from these before anything heavy is imported, so that argument
-errors and help come back at Python's start-up speed; `arbstyle.stylize` and `arbstyle.tiling` use the same
-values.
+errors and help come back at Python's start-up speed; `arbstyle.inference.stylize` and `arbstyle.inference.tiling` use
+the same values.
 """
 
 DEFAULT_MODEL = "magenta-mobile"

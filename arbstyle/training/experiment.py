@@ -49,10 +49,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict({k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_CONFIG.items()})
     c.model.trunk = ml_collections.ConfigDict({"final_endpoint": "Mixed_6e"})
     # Where the starting weights come from (applied in this order): a whole model (registry name or workdir),
-    # then pretrained trunk weights for the style predictor (an arbstyle.pretrained name, e.g. 'inception-v3'),
+    # then pretrained trunk weights for the style predictor (an arbstyle.weights.pretrained name, e.g. 'inception-v3'),
     # then a transformer and its CIN heads from another model (registry name or workdir) or a Magenta TFLite file
     # (arbstyle.weights.magenta_tflite); last, the bottleneck fitted to a teacher's embeddings of `styles` augmented
-    # training styles (arbstyle.distill; saved as checkpoint 0).
+    # training styles (arbstyle.training.distill; saved as checkpoint 0).
     c.init = ml_collections.ConfigDict({"model": "", "trunk": "", "transformer": "",
                                         "distill": {"teacher": "", "styles": 2048, "holdout": 0.1}})
     c.data = pipeline.default_config()
@@ -133,14 +133,14 @@ def check_sections(config: ml_collections.ConfigDict, file) -> None:
         if key not in config:
             what = "section" if isinstance(base[key], ml_collections.ConfigDict) else "field"
             raise ConfigError(f"{file}: get_config() has no {what} {key!r}; start from "
-                              "arbstyle.experiment.base_config(), which has every field")
+                              "arbstyle.training.experiment.base_config(), which has every field")
         if isinstance(base[key], ml_collections.ConfigDict):
             if not isinstance(config[key], ml_collections.ConfigDict):
                 raise ConfigError(f"{file}: {key!r} must be a section (ConfigDict), got {type(config[key]).__name__}")
             missing = sorted(set(base[key]) - set(config[key]))
             if missing:
                 raise ConfigError(f"{file}: section {key!r} lacks {', '.join(missing)}; start from "
-                                  "arbstyle.experiment.base_config()")
+                                  "arbstyle.training.experiment.base_config()")
     unknown = sorted(set(config) - set(base))
     if unknown:
         raise ConfigError(f"{file}: unknown config section(s) {', '.join(unknown)}; known: {', '.join(sorted(base))}")

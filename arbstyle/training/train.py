@@ -8,7 +8,7 @@ one `jax.jit` step runs the model (Flax NNX) and the frozen VGG-16 loss network,
 parameters with Optax. Because the batch is one global array, XLA averages gradients and batch-norm statistics over
 all devices and processes, so N devices compute what one device would with the same global batch.
 
-The workdir layout (checkpoints, config.json, event files, sample grids) is documented in arbstyle.checkpoints
+The workdir layout (checkpoints, config.json, event files, sample grids) is documented in arbstyle.training.checkpoints
 and docs/training.md. Restarting the same command resumes from the newest checkpoint: model, optimizer, step,
 RNG and the data iterator's position.
 """
@@ -35,10 +35,10 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 import arbstyle
-from arbstyle import checkpoints, experiment, parallel
 from arbstyle.cli import CLIError
+from arbstyle.training import checkpoints, experiment, parallel
 
-log = logging.getLogger("arbstyle.train")
+log = logging.getLogger("arbstyle.training.train")
 
 
 class TrainingDiverged(CLIError):
@@ -121,9 +121,9 @@ def _load_init_model(name: str):
         source = checkpoints.restore_model(Path(name).expanduser())
     else:
         try:
-            from arbstyle.registry import load_model
+            from arbstyle.weights.registry import load_model
         except ModuleNotFoundError as err:
-            raise CLIError(f"init.model={name!r}: arbstyle.registry is not available ({err})") from None
+            raise CLIError(f"init.model={name!r}: arbstyle.weights.registry is not available ({err})") from None
         # Training needs float activations; an imported int8 emulation shares the same parameters.
         source = load_model(name, quantize_activations=False) if "quantize_activations" in source_keys() \
             else load_model(name)
@@ -155,13 +155,13 @@ def _load_trunk(model, name: str) -> None:
     if model.predictor is None:
         raise CLIError(f"init.trunk={name!r}: a 'table' model has no style predictor trunk")
     try:
-        from arbstyle import pretrained
+        from arbstyle.weights import pretrained
     except ModuleNotFoundError as err:
-        raise CLIError(f"init.trunk={name!r}: arbstyle.pretrained is not available ({err}); "
+        raise CLIError(f"init.trunk={name!r}: arbstyle.weights.pretrained is not available ({err}); "
                        f"set --config.init.trunk='' to start from random weights") from None
     loader = getattr(pretrained, "load_trunk", None)
     if loader is None:
-        raise CLIError(f"init.trunk={name!r}: arbstyle.pretrained has no load_trunk(); "
+        raise CLIError(f"init.trunk={name!r}: arbstyle.weights.pretrained has no load_trunk(); "
                        f"set --config.init.trunk='' to start from random weights")
     loader(model.predictor.trunk, name)
 
@@ -188,9 +188,10 @@ def _load_transformer(model, source: str) -> None:
 
 def _distill_bottleneck(model, distill, data_cfg, seed: int, *, quiet: bool = False) -> dict:
     """init.distill: the bottleneck fitted to a teacher model's embeddings of augmented training styles; returns
-    the fit's report (arbstyle.distill.fit_bottleneck)."""
-    from arbstyle import data, distill as distillation
+    the fit's report (arbstyle.training.distill.fit_bottleneck)."""
+    from arbstyle import data
     from arbstyle.progress import Progress
+    from arbstyle.training import distill as distillation
 
     if model.predictor is None:
         raise CLIError("init.distill: a 'table' model has no style predictor")
@@ -519,7 +520,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     from arbstyle.model import build_model
     from arbstyle.nets.vgg import load_vgg16
     from arbstyle.progress import Progress
-    from arbstyle.tensorboard import RunLog
+    from arbstyle.training.tensorboard import RunLog
 
     workdir = Path(workdir).expanduser().absolute()
     primary = parallel.is_primary()

@@ -11,7 +11,8 @@ ImageNet: that is torchvision's normalisation of [0, 1] images, so the features 
 VGG pass that also serves the content and style losses; a test checks it against the package's module.
 
 ArtFID (Wright & Ommer 2022) = (1 + LPIPS) * (1 + FID). The paper's FID uses an Inception fine-tuned on art; ours
-uses the ImageNet Inception-v3 of `arbstyle.fid`, so the numbers are named for it and are not the paper's scale.
+uses the ImageNet Inception-v3 of `arbstyle.evaluation.fid`, so the numbers are named for it and are not the paper's
+scale.
 """
 from __future__ import annotations
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from arbstyle import images, video_io
+from arbstyle import images
 from arbstyle.cli import CLIError
+from arbstyle.inference import video_io
+from arbstyle.inference.video import DEFAULT_BLEND, DEFAULT_TEMPORAL, TEMPORAL_MODES
 from arbstyle.progress import Progress
-from arbstyle.video import DEFAULT_BLEND, DEFAULT_TEMPORAL, TEMPORAL_MODES
 
 
 def add_video_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +41,7 @@ def wants_video(args) -> bool:
 
 
 def _one_style(args, stylizer) -> tuple[str, np.ndarray]:
-    from arbstyle.stylize_cli import expand_inputs, parse_style_embedding, parse_weights
+    from arbstyle.inference.stylize_cli import expand_inputs, parse_style_embedding, parse_weights
 
     files = expand_inputs(args.style or [], "style")
     stored = [s for spec in args.style_embedding or [] for s in parse_style_embedding(spec, args.model)]
@@ -66,7 +67,7 @@ def _one_style(args, stylizer) -> tuple[str, np.ndarray]:
 
 
 def _check(args) -> None:
-    from arbstyle.stylize_cli import _check_numbers
+    from arbstyle.inference.stylize_cli import _check_numbers
 
     _check_numbers(args)
     if len(args.content) != 1:
@@ -86,8 +87,8 @@ def _check(args) -> None:
 
 
 def run_video(args) -> int:
-    from arbstyle.stylize_cli import IMAGE_EXTS, OUTPUT_FORMATS, expand_inputs, make_stylizer
-    from arbstyle.video import stylize_stream
+    from arbstyle.inference.stylize_cli import IMAGE_EXTS, OUTPUT_FORMATS, expand_inputs, make_stylizer
+    from arbstyle.inference.video import stylize_stream
 
     _check(args)
     spec = args.content[0]

@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from arbstyle import images
 from arbstyle.cli import CLIError
 # Argument definitions need only these defaults: JAX and the networks load when a command runs.
-from arbstyle.stylize_defaults import ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, DEFAULT_TILE, STYLE_SIZE
+from arbstyle.inference.stylize_defaults import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, DEFAULT_TILE,
+                                                 STYLE_SIZE)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -75,7 +76,7 @@ class Job:
 def read_embeddings(path: Path) -> tuple[list[str], list, dict]:
     """An `arbstyle embed` or `arbstyle learn` file -> (names, styles, metadata); each style is a (D,) embedding
     or a CIN dict. Errors name the file."""
-    from arbstyle.stylize import load_styles
+    from arbstyle.inference.stylize import load_styles
 
     if not path.is_file():
         raise CLIError(f"{path}: no such embeddings file")
@@ -220,7 +221,7 @@ def add_arguments_stylize(parser: argparse.ArgumentParser) -> None:
                         help="compile for each exact content size instead of padding to size buckets")
     parser.add_argument("--keep-going", action="store_true",
                         help="skip unreadable contents (reported) instead of stopping before any output")
-    from arbstyle.video_cli import add_video_arguments
+    from arbstyle.inference.video_cli import add_video_arguments
 
     add_video_arguments(parser)
 
@@ -259,13 +260,13 @@ def _check_numbers(args) -> None:
 
 def _model_alpha(model: str) -> float:
     """The transformer width of a model name or workdir without loading it (1.0, the widest, when unknown)."""
-    from arbstyle import pretrained
+    from arbstyle.weights import pretrained
 
     try:
         if model in pretrained.ARTIFACTS:
             config = pretrained.model_config(model)
         else:  # a workdir: only then is the checkpoint machinery (orbax) worth importing
-            from arbstyle import checkpoints
+            from arbstyle.training import checkpoints
 
             config = checkpoints.read_config(Path(model).expanduser())["model"]
         return float((config or {}).get("alpha", 1.0))
@@ -286,7 +287,7 @@ def working_size(width: int, height: int, content_size: int | None, max_size: in
 
 def _check_working_sizes(args, jobs: list[Job]) -> None:
     """Refuse, before the model loads, a content whose result would not fit the memory budget even tiled."""
-    from arbstyle.stylize import MEMORY_FRACTION, physical_memory, tiled_bytes_per_pixel
+    from arbstyle.inference.stylize import MEMORY_FRACTION, physical_memory, tiled_bytes_per_pixel
 
     budget = MEMORY_FRACTION * physical_memory()
     per_pixel = tiled_bytes_per_pixel(_model_alpha(args.model))
@@ -301,7 +302,7 @@ def _check_working_sizes(args, jobs: list[Job]) -> None:
 
 
 def make_stylizer(args, **kwargs):
-    from arbstyle.stylize import Stylizer
+    from arbstyle.inference.stylize import Stylizer
 
     try:
         return Stylizer.load(args.model, activations=args.activations, precision=getattr(args, "precision", "fp32"),
@@ -325,14 +326,14 @@ def _validate_contents(jobs: list[Job], keep_going: bool) -> tuple[list[Job], li
 
 
 def _row(batch, i: int):
-    from arbstyle.stylize import is_cin
+    from arbstyle.inference.stylize import is_cin
 
     return {k: (g[i], b[i]) for k, (g, b) in batch.items()} if is_cin(batch) else batch[i]
 
 
 def run_stylize(args) -> int:
-    from arbstyle.stylize import is_cin, mix_cin, preserve_colors
-    from arbstyle.video_cli import run_video, wants_video
+    from arbstyle.inference.stylize import is_cin, mix_cin, preserve_colors
+    from arbstyle.inference.video_cli import run_video, wants_video
 
     if wants_video(args):
         return run_video(args)
@@ -420,7 +421,7 @@ def add_arguments_embed(parser: argparse.ArgumentParser) -> None:
 
 def write_embeddings(path: Path, names: list[str], vectors: np.ndarray, model: str) -> None:
     """Atomic .npz write: names as a unicode array (loads without pickle), embeddings (N, D) float32."""
-    from arbstyle.stylize import save_styles
+    from arbstyle.inference.stylize import save_styles
 
     save_styles(path, names, list(np.asarray(vectors, np.float32)), model=model)
 

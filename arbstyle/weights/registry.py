@@ -2,16 +2,16 @@
 
 Both are built by `arbstyle.model.build_model(config)` and then filled, never initialised randomly first:
 
-- a name is a whole-model artifact of `arbstyle.pretrained` (its table holds the model config); its weights are
+- a name is a whole-model artifact of `arbstyle.weights.pretrained` (its table holds the model config); its weights are
   converted and cached on first use and verified on every load against the sha256 pinned in the package;
-- a path is a training workdir (`config.json` + Orbax `checkpoints/`, see `arbstyle.checkpoints`); the newest
+- a path is a training workdir (`config.json` + Orbax `checkpoints/`, see `arbstyle.training.checkpoints`); the newest
   step's `model` item is restored.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from arbstyle import pretrained
+from arbstyle.weights import pretrained
 
 
 class RegistryError(ValueError):
@@ -57,7 +57,7 @@ def _arrays(name: str, progress: bool) -> dict:
 
 def load_checkpoint(workdir: str | Path, step: int | None = None):
     """A trained model from a workdir (newest step unless `step`), in inference mode."""
-    from arbstyle import checkpoints
+    from arbstyle.training import checkpoints
 
     return checkpoints.restore_model(Path(workdir).expanduser(), step)
 

