@@ -58,9 +58,10 @@ class StyleTransferModel(nnx.Module):
         self.config = model_config(config)
         cfg = self.config
         if cfg["quantize_activations"]:
+            from arbstyle.nets.mobilenet import build_trunk
             from arbstyle.nets.qdq import build_parts
 
-            self.transformer, self.predictor, self.heads = build_parts(cfg, rngs)
+            self.transformer, self.predictor, self.heads = build_parts(cfg, build_trunk, rngs)
             self.table = None
             return
         self.transformer = Transformer(cfg["alpha"], rngs=rngs)

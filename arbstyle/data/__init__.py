@@ -8,14 +8,14 @@
 See docs/data.md for the whole API.
 """
 from arbstyle.data.base import ImageBuilder, skipped_counts
-from arbstyle.data.catalog import (BUILDERS, SHARED, default_data_dir, get_builder, load, parse_spec,
-                                   prepare, prepare_shared, summary)
+from arbstyle.data.catalog import (BUILDERS, SHARED, default_data_dir, get_builder, load, parse_spec, prepare_shared,
+                                   summary)
 from arbstyle.data.coco import CocoContent
 from arbstyle.data.dtd import Dtd
 from arbstyle.data.image_folder import ImageFolder, ImageFolderConfig, config_for_path, folder_config
 from arbstyle.data.imagenet import ImagenetContent
 from arbstyle.data.painter_by_numbers import PainterByNumbers
-from arbstyle.data.pipeline import (PairTransform, default_config, fixed_pairs, global_pairs, make_pipeline,
+from arbstyle.data.pipeline import (PairTransform, default_config, fixed_pairs, global_pairs, make_pipeline, prepare,
                                     resolve_config)
 
 __all__ = [

@@ -208,22 +208,6 @@ def _download_config(builder, data_dir, manual_dir):
     return tfds.download.DownloadConfig(manual_dir=str(manual))
 
 
-def prepare(config=None) -> dict[str, tfds.core.DatasetBuilder]:
-    """Build every dataset a pipeline config names (content and style lists), {spec: builder}.
-
-    On several hosts sharing one filesystem, call this on process 0 and let the others wait at a barrier before
-    make_pipeline: two processes building the same dataset at once would race on the final rename.
-    """
-    from arbstyle.data.pipeline import resolve_config, split_specs  # pipeline imports this module
-
-    cfg = resolve_config(config)
-    out = {}
-    for spec in [*split_specs(cfg.content), *split_specs(cfg.style)]:
-        base, _ = without_split(spec)
-        out[base] = load(base, data_dir=cfg.data_dir or None, manual_dir=cfg.manual_dir or None)
-    return out
-
-
 def prepare_shared(data_dir: str | os.PathLike | None = None) -> dict[str, tfds.core.DatasetBuilder]:
     """Build (first time) or open the three shared datasets; {name: builder}."""
     return {name: load(name, data_dir=data_dir) for name in SHARED}

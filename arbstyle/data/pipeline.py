@@ -89,6 +89,20 @@ def split_specs(text: str | Sequence[str]) -> list[str]:
     return [item.strip() for item in items if item and item.strip()]
 
 
+def prepare(config=None) -> dict[str, tfds.core.DatasetBuilder]:
+    """Build every dataset a pipeline config names (content and style lists), {spec: builder}.
+
+    On several hosts sharing one filesystem, call this on process 0 and let the others wait at a barrier before
+    make_pipeline: two processes building the same dataset at once would race on the final rename.
+    """
+    cfg = resolve_config(config)
+    out = {}
+    for spec in [*split_specs(cfg.content), *split_specs(cfg.style)]:
+        base, _ = catalog.without_split(spec)
+        out[base] = catalog.load(base, data_dir=cfg.data_dir or None, manual_dir=cfg.manual_dir or None)
+    return out
+
+
 def _weights(text: str | Sequence[float], count: int) -> list[float] | None:
     values = [float(v) for v in (split_specs(text) if isinstance(text, str) else text)]
     if not values:

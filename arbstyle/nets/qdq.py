@@ -270,13 +270,14 @@ class QDQCINHeads(CINHeads):
                 for name, head, gq, bq in zip(self.names, self.heads, self.gamma_q, self.beta_q)}
 
 
-def build_parts(config: Mapping, rngs: nnx.Rngs):
-    """(transformer, predictor, heads) of a model whose config asks for quantized activations."""
+def build_parts(config: Mapping, build_trunk, rngs: nnx.Rngs):
+    """(transformer, predictor, heads) of a model whose config asks for quantized activations.
+
+    build_trunk is `arbstyle.nets.mobilenet.build_trunk`, passed in rather than imported: mobilenet imports this
+    module for its quantizers."""
     if config["predictor"] != "mobilenet":
         raise ValueError("quantized activations exist only for imported int8 models (predictor 'mobilenet'), "
                          f"not {config['predictor']!r}")
-    from arbstyle.nets.mobilenet import build_trunk
-
     transformer = QDQTransformer(config["alpha"], rngs=rngs)
     trunk = build_trunk(config["trunk"], rngs=rngs, quantized=True)
     predictor = QDQStylePredictor(trunk, config["embedding_dim"], rngs=rngs)
