@@ -8,15 +8,17 @@ import sys
 import arbstyle  # noqa: F401  (sets XLA flags before any JAX import)
 from arbstyle._xla import enable_compilation_cache
 
-# command -> (module, help). A module owning several commands defines add_arguments_<cmd> / run_<cmd>.
+# command -> (module, help). A module owning several commands defines add_arguments_<cmd> / run_<cmd>. Each module
+# is imported to build the parser, so it imports no JAX, Flax, Orbax or TFDS at module level (its run does):
+# `--help` and argument errors then come back at Python's start-up speed (tests/test_startup.py).
 COMMANDS = {
     "stylize": ("arbstyle.inference.stylize_cli", "stylize photos with any painting"),
     "embed": ("arbstyle.inference.stylize_cli", "compute 100-d style embeddings of paintings"),
     "demo": ("arbstyle.inference.stylize_cli", "stylize sample images that ship with installed packages"),
-    "learn": ("arbstyle.inference.learn",
+    "learn": ("arbstyle.inference.learn_cli",
               "fit a painting's style through the frozen transformer (better than predicted)"),
-    "optimize": ("arbstyle.optimize", "Gatys et al.: optimize the pixels of one image"),
-    "train": ("arbstyle.training.train", "train a model from an experiment config"),
+    "optimize": ("arbstyle.optimize_cli", "Gatys et al.: optimize the pixels of one image"),
+    "train": ("arbstyle.training.train_cli", "train a model from an experiment config"),
     "data": ("arbstyle.data.command", "build, inspect, preview and time TFDS datasets"),
     "evaluate": ("arbstyle.evaluation.evaluate", "compare models on content/style loss, LPIPS, FID, ArtFID"),
     "weights": ("arbstyle.weights.pretrained", "list, fetch and verify pretrained weights"),

@@ -19,15 +19,9 @@ from collections.abc import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from arbstyle.loss_defaults import (DEFAULT_CONTENT_LAYERS, DEFAULT_CONTENT_WEIGHT, DEFAULT_POOLING,
+                                    DEFAULT_STYLE_LAYERS, DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, POOLINGS)
 from arbstyle.nets.vgg import RELU_NAMES
-
-# Measured defaults: docs/losses.md and benchmarks/results/optimize_calibration.md
-# (`python benchmarks/optimize_bench.py calibrate`).
-DEFAULT_CONTENT_LAYERS = (("relu3_3", 1.0),)
-DEFAULT_STYLE_LAYERS = (("relu1_2", 0.91), ("relu2_2", 0.96), ("relu3_3", 3.6), ("relu4_3", 530.0))
-DEFAULT_CONTENT_WEIGHT = 1.0
-DEFAULT_STYLE_WEIGHT = 1.0
-DEFAULT_TV_WEIGHT = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +36,7 @@ class LossConfig:
     content_weight: float = DEFAULT_CONTENT_WEIGHT
     style_weight: float = DEFAULT_STYLE_WEIGHT
     tv_weight: float = DEFAULT_TV_WEIGHT
-    pooling: str = "avg"
+    pooling: str = DEFAULT_POOLING
 
     def __post_init__(self):
         # Accept dicts for convenience but store tuples (hashable, ordered).
@@ -60,8 +54,8 @@ class LossConfig:
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
             object.__setattr__(self, name, value)
-        if self.pooling not in ("avg", "max"):
-            raise ValueError(f"pooling must be 'avg' or 'max', got {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be {' or '.join(map(repr, POOLINGS))}, got {self.pooling!r}")
 
     @property
     def content(self) -> dict[str, float]:

@@ -6,12 +6,10 @@ line search, the classic choice) and optax.adam; both evaluate the loss through 
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import math
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,11 +18,11 @@ import optax
 from flax import nnx
 
 from arbstyle import losses as L
-from arbstyle.images import SAVE_FORMATS, check_writable, load_image, resize_long, save_image
+from arbstyle.images import resize_long
 from arbstyle.nets.vgg import load_vgg16
+from arbstyle.optimize_cli import (DEFAULT_INIT, DEFAULT_LR, DEFAULT_OPTIMIZER, DEFAULT_SIZE, DEFAULT_STEPS, INITS,
+                                   OPTIMIZERS)
 
-OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "mix")
 MIN_WORK_SIDE = 16  # below this VGG's relu4_3 (3 poolings) has under 2x2 positions: no usable Gram matrix
 # VGG-16's first layers keep 64 float32 channels at full resolution, plus their gradients: 2048^2 is already
 # several GB, and the optimisation is hundreds of evaluations.
@@ -182,10 +180,10 @@ class _LBFGS:
 
 
 def optimize(content: np.ndarray, styles: Sequence[np.ndarray], style_weights: Sequence[float] | None = None,
-             size: int | None = 512, steps: int = 300, optimizer: str = "lbfgs", init: str = "content",
-             preserve_color: bool = False, loss_config: L.LossConfig | None = None, seed: int = 0,
-             callback: Callable[[int, dict[str, float]], bool | None] | None = None,
-             learning_rate: float = 0.05, progress: bool = False) -> tuple[np.ndarray, dict[str, list[float]]]:
+             size: int | None = DEFAULT_SIZE, steps: int = DEFAULT_STEPS, optimizer: str = DEFAULT_OPTIMIZER,
+             init: str = DEFAULT_INIT, preserve_color: bool = False, loss_config: L.LossConfig | None = None,
+             seed: int = 0, callback: Callable[[int, dict[str, float]], bool | None] | None = None,
+             learning_rate: float = DEFAULT_LR, progress: bool = False) -> tuple[np.ndarray, dict[str, list[float]]]:
     """Stylize `content` (HxWx3 float in [0, 1]) towards the blended Gram statistics of `styles`.
 
     size: longer side of the working (and output) image; styles are scaled to the same longer side.
@@ -267,92 +265,3 @@ def optimize(content: np.ndarray, styles: Sequence[np.ndarray], style_weights: S
     if preserve_color:
         image = transfer_luminance(image, content)
     return image, history
-
-
-# ----------------------------------------------------------------------------------------------------- CLI
-
-def _weights(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    return values
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--content", required=True, help="content photo")
-    parser.add_argument("--style", required=True, action="append", help="style image (repeat to blend styles)")
-    parser.add_argument("--style-weights", type=_weights, default=None,
-                        help="comma-separated blend weights, one per --style (default: equal)")
-    parser.add_argument("-o", "--output", required=True, help="output image (.png, .jpg or .webp)")
-    parser.add_argument("--size", type=int, default=512, help="longer side of the result in pixels (default 512)")
-    parser.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs")
-    parser.add_argument("--init", choices=INITS, default="content", help="starting image (default content)")
-    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate in logit space (default 0.05)")
-    parser.add_argument("--preserve-color", action="store_true",
-                        help="keep the content's colours: result luminance + content chroma (YCbCr)")
-    defaults = L.LossConfig()
-    parser.add_argument("--content-weight", type=float, default=defaults.content_weight,
-                        help=f"global content weight (default {defaults.content_weight:g})")
-    parser.add_argument("--style-weight", type=float, default=defaults.style_weight,
-                        help=f"global style weight (default {defaults.style_weight:g})")
-    parser.add_argument("--tv-weight", type=float, default=defaults.tv_weight,
-                        help=f"total variation weight (default {defaults.tv_weight:g})")
-    parser.add_argument("--pooling", choices=("avg", "max"), default=defaults.pooling, help="VGG pooling")
-    parser.add_argument("--seed", type=int, default=0, help="seed for noise initialisation")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
-
-
-def run(args: argparse.Namespace) -> int:
-    from arbstyle.cli import CLIError
-
-    output = Path(args.output)
-    if output.suffix.lower() not in SAVE_FORMATS:
-        raise CLIError(f"{output}: unsupported output extension {output.suffix or '(none)'!r}; "
-                       f"use {', '.join(sorted(SAVE_FORMATS))}")
-    check_writable(output)  # before the VGG loads and hundreds of steps run
-    if not MIN_WORK_SIDE <= args.size <= MAX_WORK_SIDE:
-        raise CLIError(f"--size must be between {MIN_WORK_SIDE} and {MAX_WORK_SIDE}, got {args.size}")
-    if args.steps < 0:
-        raise CLIError(f"--steps must be >= 0, got {args.steps}")
-    if not (math.isfinite(args.lr) and args.lr > 0):  # a negative rate would climb the loss
-        raise CLIError(f"--lr must be a positive number, got {args.lr}")
-    for flag in ("content_weight", "style_weight", "tv_weight"):
-        value = getattr(args, flag)
-        if not (math.isfinite(value) and value >= 0):
-            raise CLIError(f"--{flag.replace('_', '-')} must be a finite number >= 0, got {value}")
-    if args.seed < 0:
-        raise CLIError(f"--seed must be >= 0, got {args.seed}")
-    if args.style_weights is not None and not all(math.isfinite(w) for w in args.style_weights):
-        raise CLIError(f"--style-weights must be finite numbers, got {args.style_weights}")
-    if args.style_weights is not None and len(args.style_weights) != len(args.style):
-        raise CLIError(f"--style-weights has {len(args.style_weights)} values for {len(args.style)} --style images")
-    try:
-        config = L.LossConfig(content_weight=args.content_weight, style_weight=args.style_weight,
-                              tv_weight=args.tv_weight, pooling=args.pooling)
-        if args.style_weights is not None:
-            L.blend_grams([{}] * len(args.style_weights), args.style_weights)  # validates the weights early
-    except ValueError as err:
-        raise CLIError(str(err)) from None
-
-    # Decode at most 2x the working size: huge photos load fast and never fill memory.
-    content = load_image(args.content, max_side=2 * args.size)
-    styles = [load_image(path, max_side=2 * args.size) for path in args.style]
-    for path, img in [(args.content, content), *zip(args.style, styles)]:
-        short = min(img.shape[:2]) * args.size / max(img.shape[:2])
-        if round(short) < MIN_WORK_SIDE:
-            raise CLIError(f"{path}: {img.shape[1]}x{img.shape[0]} is too elongated: its short side would be "
-                           f"{short:.0f} px at --size {args.size}, under {MIN_WORK_SIDE}")
-    try:
-        image, history = optimize(content, styles, args.style_weights, size=args.size, steps=args.steps,
-                                  optimizer=args.optimizer, init=args.init, preserve_color=args.preserve_color,
-                                  loss_config=config, seed=args.seed, learning_rate=args.lr,
-                                  progress=not args.quiet)
-    except ValueError as err:
-        raise CLIError(f"{args.content}: {err}") from None
-    save_image(image, output)
-    first, last = history["total"][0], history["total"][-1]
-    print(f"wrote {output} ({image.shape[1]}x{image.shape[0]}): total loss {first:.4g} -> {last:.4g} "
-          f"in {history['step'][-1]} steps, {history['seconds'][0]:.1f} s")
-    return 0
