@@ -6,21 +6,37 @@
     batch = next(it)                             # {'content': (B,256,256,3), 'style': (B,256,256,3), ...}
 
 See docs/data.md for the whole API.
-"""
-from arbstyle.data.base import ImageBuilder, skipped_counts
-from arbstyle.data.catalog import (BUILDERS, SHARED, default_data_dir, get_builder, load, parse_spec, prepare_shared,
-                                   summary)
-from arbstyle.data.coco import CocoContent
-from arbstyle.data.dtd import Dtd
-from arbstyle.data.image_folder import ImageFolder, ImageFolderConfig, config_for_path, folder_config
-from arbstyle.data.imagenet import ImagenetContent
-from arbstyle.data.painter_by_numbers import PainterByNumbers
-from arbstyle.data.pipeline import (PairTransform, default_config, fixed_pairs, global_pairs, make_pipeline, prepare,
-                                    resolve_config)
 
-__all__ = [
-    "BUILDERS", "SHARED", "CocoContent", "Dtd", "ImageBuilder", "ImageFolder", "ImageFolderConfig", "ImagenetContent",
-    "PainterByNumbers", "PairTransform", "config_for_path", "default_config", "default_data_dir", "fixed_pairs",
-    "folder_config", "get_builder", "global_pairs", "load", "make_pipeline", "parse_spec", "prepare", "prepare_shared",
-    "resolve_config", "skipped_counts", "summary",
-]
+The names below are loaded on first use: importing the package (as `arbstyle data --help` does to reach
+`arbstyle.data.command`) costs nothing, while TFDS, grain and the builders load with the first name used.
+"""
+import importlib
+
+# name -> the submodule defining it
+_EXPORTS = {
+    "ImageBuilder": "base", "skipped_counts": "base",
+    "BUILDERS": "catalog", "SHARED": "catalog", "default_data_dir": "catalog", "get_builder": "catalog",
+    "load": "catalog", "parse_spec": "catalog", "prepare_shared": "catalog", "summary": "catalog",
+    "CocoContent": "coco",
+    "Dtd": "dtd",
+    "ImageFolder": "image_folder", "ImageFolderConfig": "image_folder", "config_for_path": "image_folder",
+    "folder_config": "image_folder",
+    "ImagenetContent": "imagenet",
+    "PainterByNumbers": "painter_by_numbers",
+    "PairTransform": "pipeline", "default_config": "pipeline", "fixed_pairs": "pipeline", "global_pairs": "pipeline",
+    "make_pipeline": "pipeline", "prepare": "pipeline", "resolve_config": "pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
