@@ -54,7 +54,8 @@ class Progress:
     """A progress counter. Use as a context manager (or call close()); update(n) after each unit of work."""
 
     def __init__(self, total: int | None = None, desc: str = "", unit: str = "it", *, initial: int = 0,
-                 quiet: bool = False, stream: IO | None = None, every_seconds: float | None = None):
+                 quiet: bool = False, stream: IO | None = None, every_seconds: float | None = None,
+                 leave: bool = True):
         self.total, self.desc, self.unit = total, desc, unit
         self.n = initial
         self.stream = sys.stderr if stream is None else stream
@@ -69,8 +70,10 @@ class Progress:
         if not quiet and is_terminal(self.stream):
             from tqdm import tqdm
 
+            # leave=False: a short phase before the main one (e.g. checking inputs) erases its bar when done, so
+            # the main bar is not preceded by a finished one; in a log its lines stay, as every line does
             self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream,
-                             dynamic_ncols=True)
+                             dynamic_ncols=True, leave=leave)
 
     def __enter__(self) -> Progress:
         return self

@@ -1,4 +1,4 @@
-"""Progress lines when the stream is not a terminal (log files, CI)."""
+"""Progress: timestamped lines when the stream is not a terminal (log files, CI), a tqdm bar when it is."""
 import io
 import re
 
@@ -43,6 +43,22 @@ def test_the_interval_between_lines_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("ARBSTYLE_PROGRESS_SECONDS", "soon")
     with pytest.raises(CLIError, match="ARBSTYLE_PROGRESS_SECONDS: expected a number of seconds >= 0, got 'soon'"):
         Progress(3, stream=io.StringIO())
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_leave_false_erases_the_finished_bar():
+    # A short phase (stylize's check of its contents) must not leave a finished bar above the main one.
+    kept, erased = _Terminal(), _Terminal()
+    for stream, leave in ((kept, True), (erased, False)):
+        with Progress(3, desc="check", unit="image", stream=stream, leave=leave) as bar:
+            bar.update(3)
+    assert "\r" in kept.getvalue() and "\r" in erased.getvalue()  # both were drawn as bars
+    assert kept.getvalue().split("\r")[-1].startswith("check: 100%")
+    assert erased.getvalue().split("\r")[-1] == "" and "100%" not in erased.getvalue()
 
 
 def test_evaluate_with_stderr_in_a_file_leaves_readable_progress_lines(tmp_path):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from arbstyle.progress import Progress
+
 FID_SIZE = 299
 FEATURE_DIM = 2048
 
@@ -89,29 +91,25 @@ class InceptionFeatures:
 
     def __call__(self, images: Iterable[np.ndarray], progress: bool = False) -> np.ndarray:
         """Features of HxWx3 float images in [0, 1] (any sizes)."""
-        from tqdm import tqdm
-
         images = list(images)
         batches = []
-        bar = tqdm(total=len(images), desc="FID features", unit="img", disable=not progress)
-        for start in range(0, len(images), self.batch_size):
-            part = images[start:start + self.batch_size]
-            batches.append(self.features_of_inputs(np.stack([fid_preprocess(im) for im in part])))
-            bar.update(len(part))
-        bar.close()
+        with Progress(len(images), desc="FID features", unit="img", quiet=not progress) as bar:
+            for start in range(0, len(images), self.batch_size):
+                part = images[start:start + self.batch_size]
+                batches.append(self.features_of_inputs(np.stack([fid_preprocess(im) for im in part])))
+                bar.update(len(part))
         return np.concatenate(batches) if batches else np.zeros((0, FEATURE_DIM), np.float32)
 
     def of_files(self, paths: Sequence[str | Path], progress: bool = True) -> np.ndarray:
         """Features of image files, loaded with arbstyle.images (bad files raise ImageError naming the file)."""
-        from tqdm import tqdm
-
         from arbstyle.images import load_image
 
         feats = []
-        for start in tqdm(range(0, len(paths), self.batch_size), desc="FID features", unit="batch",
-                          disable=not progress):
-            batch = [fid_preprocess(load_image(p)) for p in paths[start:start + self.batch_size]]
-            feats.append(self.features_of_inputs(np.stack(batch)))
+        with Progress(len(paths), desc="FID features", unit="img", quiet=not progress) as bar:
+            for start in range(0, len(paths), self.batch_size):
+                batch = [fid_preprocess(load_image(p)) for p in paths[start:start + self.batch_size]]
+                feats.append(self.features_of_inputs(np.stack(batch)))
+                bar.update(len(batch))
         return np.concatenate(feats) if feats else np.zeros((0, FEATURE_DIM), np.float32)
 
 

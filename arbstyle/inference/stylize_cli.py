@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from arbstyle import images
 from arbstyle.cli import CLIError
 # Argument definitions need only these defaults: JAX and the networks load when a command runs.
 from arbstyle.inference.stylize_defaults import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, DEFAULT_TILE,
                                                  STYLE_SIZE)
+from arbstyle.progress import Progress, progress
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
@@ -314,14 +314,17 @@ def make_stylizer(args, **kwargs):
 def _validate_contents(jobs: list[Job], keep_going: bool) -> tuple[list[Job], list[str]]:
     """Decode every content that will be used, so that a bad file stops the run before any output is written."""
     good, errors = [], []
-    for job in tqdm(jobs, desc="checking contents", unit="image", disable=len(jobs) < 8, leave=False):
-        try:
-            images.load_image(job.content, max_side=64)  # full decode (reduced scale for JPEG), then dropped
-            good.append(job)
-        except images.ImageError as err:
-            if not keep_going:
-                raise
-            errors.append(str(err))
+    with Progress(len(jobs), desc="checking contents", unit="image", quiet=len(jobs) < 8, leave=False) as bar:
+        for job in jobs:
+            try:
+                images.load_image(job.content, max_side=64)  # full decode (reduced scale for JPEG), then dropped
+                good.append(job)
+            except images.ImageError as err:
+                if not keep_going:
+                    bar.quiet = True  # the error is the one line to print, not a last progress line
+                    raise
+                errors.append(str(err))
+            bar.update()
     return good, errors
 
 
@@ -384,14 +387,14 @@ def run_stylize(args) -> int:
     tiling = {"auto": None, "on": True, "off": False}[args.tiling]
 
     total = sum(len(job.outputs) for job in todo)
-    with tqdm(total=total, desc="stylizing", unit="image") as bar:
+    with Progress(total, desc="stylizing", unit="image") as bar:
         for job in todo:
             content = stylizer.prepare_content(job.content, content_size=args.content_size, max_size=args.max_size)
             vectors = stylizer.style_batch([mixed if s.source == MIX else _row(batch, by_name[s.name])
                                             for s in job.styles])
             if tiling is None and not args.work_size and stylizer.needs_tiling(*content.shape[:2]):
-                tqdm.write(f"arbstyle stylize: {job.content}: {content.shape[1]}x{content.shape[0]} is stylized in "
-                           f"tiles (an untiled pass would exceed the per-buffer or memory limit)", file=sys.stderr)
+                bar.write(f"arbstyle stylize: {job.content}: {content.shape[1]}x{content.shape[0]} is stylized in "
+                          f"tiles (an untiled pass would exceed the per-buffer or memory limit)")
             vectors = stylizer.apply_strength(vectors, content, args.strength)
             try:
                 outs = stylizer.render(content, vectors, work_size=args.work_size, tile=tiling)
@@ -441,8 +444,8 @@ def run_embed(args) -> int:
         images.load_image(path, max_side=64)  # every file checked before the model loads
     stylizer = make_stylizer(args)
     vectors = np.concatenate([stylizer.embed([str(p) for p in files[i:i + 64]])
-                              for i in tqdm(range(0, len(files), 64), desc="embedding", unit="chunk",
-                                            disable=len(files) <= 64)])
+                              for i in progress(range(0, len(files), 64), desc="embedding", unit="chunk",
+                                                quiet=len(files) <= 64)])
     write_embeddings(out, names, vectors, args.model)
     print(f"wrote {len(names)} embedding(s) of {vectors.shape[1]} values to {out}")
     return 0
@@ -529,7 +532,7 @@ def run_demo(args) -> int:
     stylizer = make_stylizer(args)
     vectors = stylizer.embed(styles)
     results = []
-    with tqdm(total=len(contents) * len(styles), desc="demo", unit="image") as bar:
+    with Progress(len(contents) * len(styles), desc="demo", unit="image") as bar:
         for content in contents:
             emb = stylizer.apply_strength(vectors, content, args.strength)
             results.append(stylizer.stylize_arrays(content, emb))
