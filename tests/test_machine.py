@@ -2,6 +2,9 @@
 import json
 import os
 
+import numpy as np
+import pytest
+
 from arbstyle import machine
 
 
@@ -21,3 +24,26 @@ def test_summary_is_one_line_naming_cpu_cores_and_jax():
     assert "\n" not in line
     assert info["cpu"] in line and f"{info['usable_cores']} usable cores" in line
     assert f"jax {info['versions']['jax']}" in line
+
+
+def test_int8_products_are_exact_says_what_onnxruntime_computes():
+    """A 1x1 QLinearConv whose uint8 x int8 products overflow int16 in pairs: onnxruntime returns the exact sum
+    where int8_products_are_exact() says so, and the pairwise-saturated one elsewhere."""
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels, y_scale = 64, 10363.2
+    x = np.full((1, channels, 2, 2), 255, np.uint8)
+    scalars = {"xs": np.float32(1), "xz": np.uint8(0), "ws": np.float32(1), "wz": np.int8(0),
+               "ys": np.float32(y_scale), "yz": np.uint8(0)}
+    weights = [numpy_helper.from_array(np.full((4, channels, 1, 1), 127, np.int8), "w")]
+    weights += [numpy_helper.from_array(np.array(v), k) for k, v in scalars.items()]
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"])
+    graph = helper.make_graph([node], "saturation", [helper.make_tensor_value_info("x", TensorProto.UINT8, x.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = set(session.run(None, {"x": x})[0].ravel().tolist())
+    exact = round(255 * 127 * channels / y_scale)  # 200
+    saturated = round(32767 * (channels // 2) / y_scale)  # each pair of products clipped to int16: 101
+    assert got == ({exact} if machine.int8_products_are_exact() else {saturated})
