@@ -157,10 +157,10 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
              "Inception-v3 style predictor trained here (bottleneck distilled from magenta-mobile and fine-tuned) "
              "with magenta-mobile's alpha=0.25 transformer and CIN heads (Apache-2.0); trunk: inception-v3",
              PackageFiles("arbstyle", {
-                 "weights/ghiasi_inception.npz": "6845db9b0d4800288d9b30ce423c1649db1379d3e404ff1b88e532235b362836"}),
+                 "weights/ghiasi_inception.npz": "3fc1def352855673bde13ebc39cca46d1ebb23ee7fa4b723d73c5ad6cd1c2735"}),
              "arbstyle.weights.bundled:convert",
              model_config={"predictor": "inception", "alpha": 0.25, "trunk": {"final_endpoint": "Mixed_6e"}},
-             converted_sha256="bbd12c7f77ca5c33773e5cdb31688f59ab389f80fb3aeeb6cf83718d1085c3d5",
+             converted_sha256="358154af6bc84c7b1f03d170d2cbd229c8158e95ea73295cd0f46ab568e50a32",
              trunk="inception-v3"),
 ]}
 
