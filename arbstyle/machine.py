@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -48,6 +49,21 @@ def load_average() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except (AttributeError, OSError):
         return None
+
+
+def settled_load_average(threshold: float = 1.0, timeout: float = 180.0) -> list[float] | None:
+    """The load averages once a benchmark's own work has left the 1-minute figure.
+
+    Read right after a run, the 1-minute average still holds the benchmark itself (a 2-core job reads ~2 and
+    decays with a one-minute time constant), so "quiet after" would never hold. Waits until it falls under
+    `threshold` or `timeout` seconds pass; a reading still above it means something else kept the machine busy.
+    """
+    deadline = time.monotonic() + timeout
+    load = load_average()
+    while load is not None and load[0] >= threshold and time.monotonic() < deadline:
+        time.sleep(5)
+        load = load_average()
+    return load
 
 
 def versions(packages=()) -> dict[str, str]:
@@ -110,4 +126,5 @@ def summary(info: dict) -> str:
             f"load average {info['load_average_1_5_15min']} (1/5/15 min) when described")
 
 
-__all__ = ["describe", "summary", "versions", "load_average", "cpu_name", "git_revision", "int8_products_are_exact"]
+__all__ = ["describe", "summary", "versions", "load_average", "cpu_name", "git_revision", "int8_products_are_exact",
+           "settled_load_average"]
