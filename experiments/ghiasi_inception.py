@@ -29,30 +29,23 @@ FROZEN = ("predictor/trunk", "transformer", "heads")
 
 
 def get_config(decoder: str = "mobile") -> ml_collections.ConfigDict:
-    if decoder not in ("mobile", "mobile256", "full"):
-        raise ValueError(f"decoder must be 'mobile', 'mobile256' or 'full', got {decoder!r}")
+    if decoder not in ("mobile", "full"):
+        raise ValueError(f"decoder must be 'mobile' or 'full', got {decoder!r}")
     c = base_config()
     c.model.predictor = "inception"
     c.model.trunk.final_endpoint = "Mixed_6e"
     c.init.trunk = "inception-v3"
-    if decoder in ("mobile", "mobile256"):
+    if decoder == "mobile":
         c.model.alpha = 0.25
         # The fine-tune weights style 3x, as `arbstyle learn` does: at weight 1 the first 100 steps lowered the
         # held-out content loss (3.03 -> 2.78) while the style loss barely moved (3.37 -> 3.29), making the
         # distilled model's already muted outputs more muted still.
         c.loss.style_weight = 3.0
-    if decoder == "mobile":
         c.init.transformer = "magenta-mobile"
         c.init.distill.teacher = "magenta-mobile"
         c.init.distill.styles = 3072
         c.optimizer.learning_rate = 1e-3
         c.train.steps = 600
-    elif decoder == "mobile256":
-        # The last stage: 256 px crops (the size the Gram targets of training styles were made for), continuing
-        # from the 128 px run's final checkpoint.
-        c.init.model = "runs/ghiasi"
-        c.optimizer.learning_rate = 3e-4
-        c.train.steps = 100
     else:
         c.model.alpha = 1.0
         # Without ../shared the run stops with a one-line error naming the missing file.
@@ -67,11 +60,10 @@ def get_config(decoder: str = "mobile") -> ml_collections.ConfigDict:
     c.data.style = "shared_paintings,shared_textures"
     c.data.eval_content = "shared_content:val"
     c.data.eval_style = "shared_paintings:val"
-    # Small crops first, 256 px last. The predictor sees styles at its inference size; the Gram targets use the
-    # style at the content's scale.
-    c.data.content_size = 256 if decoder == "mobile256" else 128
+    # The predictor sees styles at its inference size; the Gram targets use the style at the content's scale.
+    c.data.content_size = 128
     c.data.style_size = 256
-    c.loss.style_size = c.data.content_size
+    c.loss.style_size = 128
     c.data.style_augment = True
     c.data.num_threads = 2
 

@@ -1,6 +1,7 @@
 """The machine description stored beside every benchmark and evaluation figure."""
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -47,3 +48,12 @@ def test_int8_products_are_exact_says_what_onnxruntime_computes():
     exact = round(255 * 127 * channels / y_scale)  # 200
     saturated = round(32767 * (channels // 2) / y_scale)  # each pair of products clipped to int16: 101
     assert got == ({exact} if machine.int8_products_are_exact() else {saturated})
+
+
+def test_settled_load_average_waits_for_the_threshold_but_no_longer_than_its_timeout():
+    start = time.monotonic()
+    assert len(machine.settled_load_average(threshold=1e9, timeout=60)) == 3  # already under: no wait
+    assert time.monotonic() - start < 1
+    start = time.monotonic()
+    load = machine.settled_load_average(threshold=0.0, timeout=0.5)  # a load average is never below 0
+    assert load[0] >= 0.0 and 0.5 <= time.monotonic() - start < 15
