@@ -264,6 +264,18 @@ def _record(name: str) -> dict:
     return record
 
 
+def _converted_from_older_pins(name: str) -> bool:
+    """Whether the cache holds a conversion of sources this version no longer pins: after an upgrade that ships
+    new bundled weights, the old conversion is stale, not tampered with, and is replaced from the pinned sources."""
+    _, sidecar = paths(name)
+    try:
+        record = json.loads(sidecar.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False  # verify() names the problem
+    return isinstance(record, dict) and record.get("name") == name and "source" in record \
+        and record["source"] != artifact(name).source.pins()
+
+
 def verify(name: str) -> Path:
     """Re-hash the cached npz against its record (size first, so a truncated file says so); returns its path."""
     npz, _ = paths(name)
@@ -299,8 +311,8 @@ def status(name: str) -> dict:
 def load_arrays(name: str, *, fetch_missing: bool = True, progress: bool = False) -> dict[str, np.ndarray]:
     """The converted arrays of an artifact, verified; fetched first when absent (and `fetch_missing`)."""
     npz, _ = paths(name)
-    if fetch_missing and not npz.exists():
-        fetch(name, progress=progress)
+    if fetch_missing and (not npz.exists() or _converted_from_older_pins(name)):
+        fetch(name, force=npz.exists(), progress=progress)
     path = verify(name)
     try:
         with np.load(path, allow_pickle=False) as data:
