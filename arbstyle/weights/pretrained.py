@@ -8,8 +8,9 @@ arrays, loaded without pickle) next to `<name>.json`, which records the npz's sh
 sha256s at conversion time. Conversion is deterministic, so the sha256 of each converted npz is pinned here too
 (`Artifact.converted_sha256`, for this version's converters): every load re-hashes the npz against that pin.
 The cache's own record is only a quick first check (a truncated file is reported as such); a missing,
-truncated or altered file, one converted from another source, or one whose record was rewritten to match an
-altered file, is refused with a one-line error naming the file.
+truncated or altered file, or one whose record was rewritten to match an altered file, is refused with a one-line
+error naming the file. A conversion of sources this version no longer pins (what an upgrade that ships new
+bundled weights leaves behind) is converted again when loaded, and refused by `verify`.
 
     arbstyle weights list              name, status, size
     arbstyle weights fetch NAME        obtain + convert + cache (again with --force)
