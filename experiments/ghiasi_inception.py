@@ -10,6 +10,12 @@
     arbstyle train --config experiments/ghiasi_inception.py --workdir runs/ghiasi
     arbstyle stylize photo.jpg -s painting.jpg --model runs/ghiasi -o out.png
 
+`:heads` is a second stage that starts from the first stage's workdir and also trains the CIN heads (100 -> 2 x 32
+per CIN layer, 0.19M parameters) with the bottleneck, the transformer still frozen: the bottleneck alone can only
+move embeddings within what magenta-mobile's heads were trained to decode.
+
+    arbstyle train --config experiments/ghiasi_inception.py:heads --workdir runs/ghiasi_heads
+
 `:full` swaps in the full-width transformer and heads of Magenta's Inception-v3 model, read from its TFLite file
 (`../shared/reference/magenta_inception_transfer/`), whose own predictor is not available, so its bottleneck is
 learned from scratch with the perceptual losses alone. On this CPU that route has not produced a usable model yet:
@@ -28,9 +34,14 @@ INCEPTION_TRANSFER = ("reference/magenta_inception_transfer/"
 FROZEN = ("predictor/trunk", "transformer", "heads")
 
 
+FIRST_STAGE = "runs/ghiasi"
+
+
 def get_config(decoder: str = "mobile") -> ml_collections.ConfigDict:
+    if decoder == "heads":
+        return heads_config()
     if decoder not in ("mobile", "full"):
-        raise ValueError(f"decoder must be 'mobile' or 'full', got {decoder!r}")
+        raise ValueError(f"decoder must be 'mobile', 'heads' or 'full', got {decoder!r}")
     c = base_config()
     c.model.predictor = "inception"
     c.model.trunk.final_endpoint = "Mixed_6e"
@@ -75,4 +86,18 @@ def get_config(decoder: str = "mobile") -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 20
     c.train.sample_every = 50
     c.train.num_samples = 8
+    return c
+
+
+def heads_config() -> ml_collections.ConfigDict:
+    """The second stage: the first stage's model with its CIN heads trainable too."""
+    c = get_config("mobile")
+    c.init.model = FIRST_STAGE
+    c.init.trunk = c.init.transformer = ""
+    c.init.distill.teacher = ""
+    c.train.freeze = ("predictor/trunk", "transformer")
+    # Head kernels are ~0.12 in magnitude; Adam's per-weight steps of lr add up to at most ~0.1 over the stage.
+    c.optimizer.learning_rate = 5e-4
+    c.optimizer.warmup_steps = 20
+    c.train.steps = 500
     return c

