@@ -29,6 +29,7 @@ MIN_SIDE = 8
 DEFAULT_MAX_PIXELS = 2**27
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+PNG_COMPRESS_LEVEL = 1
 
 # Temporary files of atomic writes are `.<name>.<8 random characters>.tmp` (tempfile.mkstemp) beside the
 # target. A process killed with SIGKILL cannot remove its own; later writes of the same name remove those older
@@ -330,6 +331,10 @@ def save_image(image, path, *, quality: int = 95) -> Path:
     options = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
     if fmt == "JPEG":
         options["subsampling"] = 0 if quality >= 90 else 2  # keep chroma detail at high quality
+    if fmt == "PNG":
+        # zlib level 1: a 1024x1024 stylized photo encodes in 0.08 s against 0.40 s at PIL's default 6, for 13 %
+        # more bytes; the pixels are the same lossless ones, and the encode was a quarter of a one-image CLI run.
+        options["compress_level"] = PNG_COMPRESS_LEVEL
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

