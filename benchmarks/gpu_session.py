@@ -6,6 +6,7 @@ at most 64 MiB of files. So the work is split in two:
     python benchmarks/gpu_session.py pack --out .gpu          # here: the files the GPU needs (~45 MB)
     python benchmarks/gpu_session.py run --assets .gpu --out OUT --train-seconds 300   # there
     python benchmarks/gpu_session.py run --assets .gpu --out /tmp/smoke --smoke       # here: the same path, tiny
+    python benchmarks/gpu_session.py report OUT/results.json     # here: benchmarks/results/gpu_session.{json,md}
 
 `pack` writes what the frozen parts of the model would otherwise need hundreds of MB for:
 
@@ -209,20 +210,23 @@ def bench_stylize(assets: Path, results: Results, sizes, video, runs: int) -> No
         model = _ghiasi_model(assets)
         if dtype == "bfloat16":
             use_bf16(model)
-        stylize = nnx.jit(lambda m, c, s: m.stylize(c, m.embed(s)))
-        transform = nnx.jit(lambda m, c, e: m.stylize(c, e))
+        # jax.jit over the split state, as arbstyle's Stylizer runs it: nnx.jit re-walks the module graph on every
+        # call, tens of milliseconds of Python that would hide the GPU's time.
+        graphdef, state = nnx.split(model)
+        stylize = jax.jit(lambda st, c, s: (lambda m: m.stylize(c, m.embed(s)))(nnx.merge(graphdef, st)))
+        transform = jax.jit(lambda st, c, e: nnx.merge(graphdef, st).stylize(c, e))
         style = jnp.asarray(np.random.default_rng(0).random((1, SIZE, SIZE, 3), np.float32))
         emb = model.embed(style)
         for side in sizes:
             content = jnp.asarray(np.random.default_rng(1).random((1, side, side, 3), np.float32))
             rows.append({"what": f"stylize {side}x{side} (embed 256 + transformer)", "dtype": dtype,
-                         **_timed(stylize, model, content, style, runs=runs)})
+                         **_timed(stylize, state, content, style, runs=runs)})
             rows.append({"what": f"transformer {side}x{side}", "dtype": dtype,
-                         **_timed(transform, model, content, emb, runs=runs)})
+                         **_timed(transform, state, content, emb, runs=runs)})
             results.put("stylize", rows)
         for name, (h, w), batch in video:
             frames = jnp.asarray(np.random.default_rng(2).random((batch, h, w, 3), np.float32))
-            t = _timed(transform, model, frames, jnp.repeat(emb, batch, 0), runs=runs)
+            t = _timed(transform, state, frames, jnp.repeat(emb, batch, 0), runs=runs)
             rows.append({"what": f"transformer on {name} frames ({w}x{h}), batch {batch}", "dtype": dtype, **t,
                          "frames_per_s": batch / t["median_s"]})
             results.put("stylize", rows)
@@ -230,36 +234,34 @@ def bench_stylize(assets: Path, results: Results, sizes, video, runs: int) -> No
 
 
 def bench_train_step(results: Results, batch: int, size: int, steps: int) -> None:
-    """`arbstyle train`'s step for experiments/ghiasi2017.py's model (Inception trunk trained), bf16."""
-    import importlib.util
+    """`arbstyle train`'s step for experiments/ghiasi2017.py's model (Inception trunk trained with the rest), bf16.
 
+    The model, loss and optimizer of that config, built here without reading the config file, whose data section
+    needs TFDS (not on the GPU machine)."""
     import jax
     import jax.numpy as jnp
-
-    from arbstyle.training import parallel
-    from arbstyle.training import train as trainer
-
-    spec = importlib.util.spec_from_file_location("ghiasi2017", ROOT / "experiments" / "ghiasi2017.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-    config.train.batch_size, config.train.bf16 = batch, True
-    model = trainer.init_model(trainer._model_config(config, None), config.seed)
-    trainer.use_bf16(model)
-    freeze = tuple(config.train.freeze)
-    graphdef, _, keep, _, pieces = trainer.split_for_training(model, freeze)
-    tx, schedule = trainer.make_optimizer(config.optimizer, config.train.steps)
-    state = dict(pieces, step=jnp.zeros((), jnp.int32), rng=jax.random.PRNGKey(0), opt_state=tx.init(pieces["params"]))
+    import optax
     from flax import nnx
 
+    from arbstyle import losses
     from arbstyle.nets.vgg import VGG16
+    from arbstyle.training import train as trainer
+
+    model_cfg = {"predictor": "inception", "alpha": 1.0, "trunk": {"final_endpoint": "Mixed_6e"}}
+    model = trainer.init_model(model_cfg, 0)
+    trainer.use_bf16(model)
+    freeze = ()
+    graphdef, _, keep, _, pieces = trainer.split_for_training(model, freeze)
+    schedule = optax.constant_schedule(1e-5)
+    tx = optax.adam(schedule)
+    state = dict(pieces, step=jnp.zeros((), jnp.int32), rng=jax.random.PRNGKey(0), opt_state=tx.init(pieces["params"]))
     vgg_graphdef, vgg_state = nnx.split(VGG16("avg"))  # random weights: the step's cost does not depend on them
-    step = jax.jit(trainer.make_train_step(graphdef, vgg_graphdef, tx, schedule, trainer.loss_config(config.loss),
-                                           keep, True, config.loss.style_size), donate_argnums=(0,))
+    step = jax.jit(trainer.make_train_step(graphdef, vgg_graphdef, tx, schedule, losses.LossConfig(), keep, True, 0),
+                   donate_argnums=(0,))
+    style_size = size
     rng = np.random.default_rng(0)
     batch_arrays = {"content": jnp.asarray(rng.random((batch, size, size, 3), np.float32)),
-                    "style": jnp.asarray(rng.random((batch, config.data.style_size or size,
-                                                     config.data.style_size or size, 3), np.float32))}
+                    "style": jnp.asarray(rng.random((batch, style_size, style_size, 3), np.float32))}
     flops = _flops(step, state, vgg_state, batch_arrays)
     state, m = step(state, vgg_state, batch_arrays)
     jax.block_until_ready(m)
@@ -268,8 +270,8 @@ def bench_train_step(results: Results, batch: int, size: int, steps: int) -> Non
         state, m = step(state, vgg_state, batch_arrays)
     jax.block_until_ready(m)
     seconds = (time.perf_counter() - t) / steps
-    row = {"config": "experiments/ghiasi2017.py", "freeze": list(freeze), "batch": batch, "size": size,
-           "style_size": int(config.data.style_size or size), "bf16": True, "step_s": seconds,
+    row = {"config": "experiments/ghiasi2017.py", "model": model_cfg, "freeze": list(freeze), "batch": batch,
+           "size": size, "style_size": style_size, "bf16": True, "step_s": seconds,
            "images_per_s": batch / seconds, "flops_per_step": flops,
            "fraction_of_bf16_peak": (flops / seconds / H200_BF16_DENSE_FLOPS) if flops else None,
            "params": sum(int(np.prod(x.shape)) for x in jax.tree.leaves(pieces["params"]))}
@@ -416,7 +418,7 @@ def run(args) -> None:
     assets = Path(args.assets)
     smoke = args.smoke
     parts = []
-    weights = [float(w) for w in args.style_weights.split(",")]
+    weights = [float(w) for w in args.style_weights.split(",") if w]
     for w in weights:
         parts.append((f"finetune sw {w:g}", lambda w=w: finetune(
             assets, out, results, style_weight=w, seconds=args.train_seconds / len(weights),
@@ -435,6 +437,54 @@ def run(args) -> None:
             log.error("%s failed:\n%s", name, traceback.format_exc())
             results.put(f"error {name}", traceback.format_exc()[-3000:])
         log.info("%s: %.1f s", name, time.perf_counter() - t)
+
+
+# ---- report (on the CPU, from what came back) ------------------------------------------------------------------------
+def report(args) -> None:
+    from results_io import write_results
+
+    merged = {}
+    for path in args.results:  # later files add to (and replace parts of) earlier ones
+        merged.update(json.loads(Path(path).read_text()))
+    merged = {k: v for k, v in merged.items() if not k.startswith("error")}
+    lines = ["# One GPU session: fine-tune of ghiasi-inception and timings", "",
+             f"Commands: `python benchmarks/gpu_session.py pack --out .gpu {args.pack_args}` here, then on the GPU "
+             f"`python benchmarks/gpu_session.py run {args.run_args}`; this page: "
+             f"`python benchmarks/gpu_session.py report ...`.", "",
+             f"Device: {merged['machine']['device_kind']}, jax {merged['machine']['jax']}. Peak for the fraction: "
+             f"{H200_BF16_DENSE_FLOPS / 1e12:.0f} TFLOP/s (dense bf16); FLOPs per step from XLA's cost analysis.", ""]
+    runs = [v for k, v in merged.items() if k.startswith("finetune_")]
+    if runs:
+        lines += ["## Fine-tune (bottleneck, CIN heads and transformer trained; trunk frozen)", "",
+                  "| style weight | steps | batch | px | lr | s | images/s | GFLOP/step | fraction of bf16 peak | "
+                  "held-out content (start -> end) | held-out style, weighted (start -> end) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in runs:
+            a, b = r["held_out"][0], r["held_out"][-1]
+            lines.append(f"| {r['style_weight']:g} | {r['steps']} | {r['batch']} | {r['size']} | {r['lr']:g} | "
+                         f"{r['seconds']:.0f} | {r['steady_images_per_s']:.0f} | {r['flops_per_step'] / 1e9:.0f} | "
+                         f"{r['fraction_of_bf16_peak']:.4f} | {a['content']:.3f} -> {b['content']:.3f} | "
+                         f"{a['style']:.3f} -> {b['style']:.3f} |")
+        lines += ["", f"Data: {runs[0]['train_styles']} training styles (paintings and textures) and "
+                  f"{runs[0]['train_contents']} photos from ../shared/data/train, 256 px centre crops, mirror flips; "
+                  f"held out: {runs[0]['held_out_pairs']} other pairs, at the step's loss (arbstyle.losses.LossConfig "
+                  "with that style weight). images/s: steady state, compilation excluded.", ""]
+    if merged.get("stylize"):
+        lines += ["## Stylization on the GPU", "",
+                  "One image, style embedding at 256 px included where it says so; median of 10 runs after 2 warm-ups; "
+                  "jax.jit over the model's state.", "",
+                  "| what | dtype | ms | (min) | frames/s |", "|---|---|---|---|---|"]
+        for r in merged["stylize"]:
+            fps = f"{r['frames_per_s']:.0f}" if "frames_per_s" in r else "-"
+            lines.append(f"| {r['what']} | {r['dtype']} | {r['median_s'] * 1e3:.1f} | ({r['min_s'] * 1e3:.1f}) | {fps} |")
+        lines.append("")
+    if merged.get("train_step_ghiasi2017"):
+        r = merged["train_step_ghiasi2017"]
+        lines += ["## arbstyle train's step, experiments/ghiasi2017.py's model", "",
+                  f"batch {r['batch']}, {r['size']} px, bf16: {r['images_per_s']:.0f} images/s, "
+                  f"{r['fraction_of_bf16_peak']:.4f} of bf16 peak.", ""]
+    lines += args.note
+    write_results(Path(args.out), merged, "\n".join(lines))
 
 
 def main(argv=None) -> None:
@@ -458,8 +508,14 @@ def main(argv=None) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--skip-bench", action="store_true")
     r.add_argument("--smoke", action="store_true", help="tiny sizes and 3 steps: checks the path on a CPU")
+    w = sub.add_parser("report")
+    w.add_argument("results", nargs="+", help="results.json files from run, merged in order")
+    w.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gpu_session"))
+    w.add_argument("--pack-args", default="")
+    w.add_argument("--run-args", default="")
+    w.add_argument("--note", action="append", default=[], help="a paragraph for the end of the page")
     args = parser.parse_args(argv)
-    (pack if args.command == "pack" else run)(args)
+    {"pack": pack, "run": run, "report": report}[args.command](args)
 
 
 if __name__ == "__main__":

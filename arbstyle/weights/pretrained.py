@@ -158,10 +158,10 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
              "Inception-v3 style predictor trained here (bottleneck distilled from magenta-mobile and fine-tuned) "
              "with magenta-mobile's alpha=0.25 transformer and CIN heads (Apache-2.0); trunk: inception-v3",
              PackageFiles("arbstyle", {
-                 "weights/ghiasi_inception.npz": "3fc1def352855673bde13ebc39cca46d1ebb23ee7fa4b723d73c5ad6cd1c2735"}),
+                 "weights/ghiasi_inception.npz": "b5d0ba4c4ce4d8c7fb901a129a56a147de5a9a8bb7a5c325ed23e60c86af6984"}),
              "arbstyle.weights.bundled:convert",
              model_config={"predictor": "inception", "alpha": 0.25, "trunk": {"final_endpoint": "Mixed_6e"}},
-             converted_sha256="358154af6bc84c7b1f03d170d2cbd229c8158e95ea73295cd0f46ab568e50a32",
+             converted_sha256="47b3dd987fa92d90f39306484f7dc91f85b895737e874b18103cd0778d7c4d22",
              trunk="inception-v3"),
 ]}
 
