@@ -483,8 +483,38 @@ def report(args) -> None:
         lines += ["## arbstyle train's step, experiments/ghiasi2017.py's model", "",
                   f"batch {r['batch']}, {r['size']} px, bf16: {r['images_per_s']:.0f} images/s, "
                   f"{r['fraction_of_bf16_peak']:.4f} of bf16 peak.", ""]
+    if runs:
+        _plot_curves(runs, Path(args.out).with_suffix(".png"))
+        lines.insert(lines.index("## Stylization on the GPU") if merged.get("stylize") else len(lines),
+                     f"![fine-tune curves]({Path(args.out).name}.png)\n")
     lines += args.note
     write_results(Path(args.out), merged, "\n".join(lines))
+
+
+def _plot_curves(runs: list[dict], path: Path) -> None:
+    """Training loss (per 50 steps) and held-out loss against step, one colour per style weight."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for r, colour in zip(runs, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+        w = r["style_weight"]
+        for ax, term in zip(axes, ("content", "style")):
+            ax.plot([t["step"] for t in r["train"]], [t[term] for t in r["train"]], color=colour, alpha=0.3, lw=1)
+            ax.plot([h["step"] for h in r["held_out"]], [h[term] for h in r["held_out"]], "o-", color=colour,
+                    label=f"style weight {w:g}, held out")
+    for ax, term in zip(axes, ("content loss", "style loss (weighted)")):
+        ax.set_xlabel("step (batch 32, 256 px)")
+        ax.set_ylabel(term)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("GPU fine-tune of ghiasi-inception: training loss (faint) and held-out loss (dots)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main(argv=None) -> None:
