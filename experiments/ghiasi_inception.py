@@ -10,12 +10,14 @@
     arbstyle train --config experiments/ghiasi_inception.py --workdir runs/ghiasi
     arbstyle stylize photo.jpg -s painting.jpg --model runs/ghiasi -o out.png
 
+The shipped `ghiasi-inception` weights go one stage further: starting from this config's result, the bottleneck,
+CIN heads and transformer were trained together on a GPU by `benchmarks/gpu_session.py` (README, "Our own model").
+
 `:heads` is a second stage that starts from the first stage's workdir and also trains the CIN heads (100 -> 2 x 32
 per CIN layer, 0.19M parameters) with the bottleneck, the transformer still frozen: the bottleneck alone can only
-move embeddings within what magenta-mobile's heads were trained to decode. It did not help, so the shipped weights
-come from the first stage: after 500 steps (lr 5e-4, cosine, 20 warm-up steps) the held-out loss on the run's 8
-fixed pairs was 12.57 (content 3.34, style 9.22) against 12.47 (3.35, 9.10) where the stage started, within the
-noise of that small set (README, "Our own model").
+move embeddings within what magenta-mobile's heads were trained to decode. It did not help: after 500 steps (lr
+5e-4, cosine, 20 warm-up steps) the held-out loss on the run's 8 fixed pairs was 12.57 (content 3.34, style 9.22)
+against 12.47 (3.35, 9.10) where the stage started, within the noise of that small set (README, "Our own model").
 
     arbstyle train --config experiments/ghiasi_inception.py:heads --workdir runs/ghiasi_heads
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from arbstyle.cli import main
 from arbstyle.images import load_image, save_image
-from arbstyle.inference.stylize import Stylizer
+from arbstyle.inference.stylize import DEFAULT_MODEL, Stylizer
 from stylize_helpers import TEST_STYLE_SIZE, photo, texture, tiny_stylizer
 
 
@@ -21,7 +21,7 @@ def tiny_registry(monkeypatch):
     monkeypatch.setenv("ARBSTYLE_XLA_CACHE", "off")  # the persistent cache is process-global: keep tests apart
     loaded = []
 
-    def load(name_or_path="magenta-mobile", **kwargs):
+    def load(name_or_path=DEFAULT_MODEL, **kwargs):
         kwargs["style_size"] = min(kwargs.get("style_size", TEST_STYLE_SIZE), TEST_STYLE_SIZE)
         assert kwargs.pop("activations") == "float"  # the tiny model is float; exact needs an imported model
         loaded.append((name_or_path, kwargs))
@@ -153,7 +153,7 @@ def test_embed_then_style_embedding(files, tmp_path, capsys):
     capsys.readouterr()
     assert _run("stylize", contents / "photo0.jpg", "--style-embedding", f"{npz}:art0", "-o", tmp_path / "w.png",
                 "--model", "another-model") == 0
-    assert "embeddings of model 'magenta-mobile', not 'another-model'" in capsys.readouterr().err
+    assert f"embeddings of model '{DEFAULT_MODEL}', not 'another-model'" in capsys.readouterr().err
     assert _run("stylize", contents / "photo0.jpg", "--style-embedding", f"{npz}:nope", "-o", tmp_path / "n") == 2
     assert "nope" in capsys.readouterr().err
     assert _run("embed", styles, "-o", tmp_path / "emb.txt") == 2
