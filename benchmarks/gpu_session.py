@@ -90,7 +90,7 @@ def pack(args) -> None:
     import jax
     from flax import nnx
 
-    from arbstyle import images
+    from arbstyle.inference.stylize_cli import expand_inputs
     from arbstyle.nets.vgg import vgg16_arrays
     from arbstyle.paths import shared_dir
     from arbstyle.weights import bundled
@@ -111,7 +111,7 @@ def pack(args) -> None:
     train = shared / "data" / "train"
 
     def pick(folders, count):
-        files = sorted(f for d in folders for f in (train / d).iterdir() if f.suffix.lower() in images.SAVE_FORMATS)
+        files = expand_inputs([str(train / d) for d in folders], "image")
         return [files[i] for i in rng.permutation(len(files))[:count]]
 
     styles = pick(("paintings", "textures"), args.styles + args.held_out)
@@ -138,7 +138,7 @@ def pack(args) -> None:
     print(json.dumps(sizes))
 
 
-# ---- run (on the GPU) --------------------------------------------------------------------------------------------------
+# ---- run (on the GPU) -----------------------------------------------------------------------------------------------
 class Results:
     def __init__(self, out: Path):
         self.path, self.data = out / "results.json", {}
@@ -178,11 +178,9 @@ def _ghiasi_model(assets: Path, seed: int = 0):
     model = build_model(GHIASI, seed=seed)
     with np.load(assets / "model.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    for part in ("transformer", "heads", "predictor/bottleneck"):
-        sub = model
-        for name in part.split("/"):
-            sub = getattr(sub, name)
-        fill_module(sub, arrays, prefix=part + "/", what="ghiasi-inception")
+    for prefix, part in (("transformer/", model.transformer), ("heads/", model.heads),
+                         ("predictor/bottleneck/", model.predictor.bottleneck)):
+        fill_module(part, arrays, prefix=prefix, what="ghiasi-inception")
     model.eval()
     return model
 
@@ -476,7 +474,8 @@ def report(args) -> None:
                   "| what | dtype | ms | (min) | frames/s |", "|---|---|---|---|---|"]
         for r in merged["stylize"]:
             fps = f"{r['frames_per_s']:.0f}" if "frames_per_s" in r else "-"
-            lines.append(f"| {r['what']} | {r['dtype']} | {r['median_s'] * 1e3:.1f} | ({r['min_s'] * 1e3:.1f}) | {fps} |")
+            lines.append(f"| {r['what']} | {r['dtype']} | {r['median_s'] * 1e3:.1f} | ({r['min_s'] * 1e3:.1f}) "
+                         f"| {fps} |")
         lines.append("")
     if merged.get("train_step_ghiasi2017"):
         r = merged["train_step_ghiasi2017"]

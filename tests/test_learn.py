@@ -94,11 +94,13 @@ def test_learned_file_round_trips_through_stylize(files, tmp_path, capsys, param
     if params == "embedding":  # the rest is the same code for both kinds once read; CIN is the new path
         return
     # the whole file: every learned style, and mixed with a painting given as an image
-    assert main(["stylize", str(photo), "--model", MOBILE, "--style-embedding", str(out), "-o", str(tmp_path / "all")]) == 0
+    assert main(["stylize", str(photo), "--model", MOBILE, "--style-embedding", str(out),
+                 "-o", str(tmp_path / "all")]) == 0
     assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["chelsea__brick.png",
                                                                    "chelsea__immunohistochemistry.png"]
-    assert main(["stylize", str(photo), "--model", MOBILE, "--style-embedding", f"{out}:brick", "-s", str(paintings / "brick.png"),
-                 "--style-weights", "0.5,0.5", "-o", str(tmp_path / "mix.png")]) == 0
+    assert main(["stylize", str(photo), "--model", MOBILE, "--style-embedding", f"{out}:brick",
+                 "-s", str(paintings / "brick.png"), "--style-weights", "0.5,0.5",
+                 "-o", str(tmp_path / "mix.png")]) == 0
     assert (tmp_path / "mix.png").is_file()
 
 

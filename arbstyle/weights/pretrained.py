@@ -155,8 +155,8 @@ ARTIFACTS: dict[str, Artifact] = {a.name: a for a in [
              "arbstyle.weights.inception_fid:convert",
              converted_sha256="53acc7ae61aa112aad4d89246071316df465b1d2b98e1e0b3e6a310bf0bd2dc3"),
     Artifact("ghiasi-inception",
-             "Inception-v3 style predictor trained here (bottleneck distilled from magenta-mobile and fine-tuned) "
-             "with magenta-mobile's alpha=0.25 transformer and CIN heads (Apache-2.0); trunk: inception-v3",
+             "Inception-v3 style predictor trained here (bottleneck distilled from magenta-mobile, then bottleneck, "
+             "CIN heads and alpha=0.25 transformer fine-tuned from magenta-mobile's, Apache-2.0); trunk: inception-v3",
              PackageFiles("arbstyle", {
                  "weights/ghiasi_inception.npz": "b5d0ba4c4ce4d8c7fb901a129a56a147de5a9a8bb7a5c325ed23e60c86af6984"}),
              "arbstyle.weights.bundled:convert",
