@@ -261,12 +261,18 @@ def _umask() -> int:
     return mask
 
 
-_FILE_MODE = 0o666 & ~_umask()
+# What open() would give a new file or folder under the user's umask; mkstemp/mkdtemp make 0600/0700, and an atomic
+# write renames its temporary, so without this every output would be private to its owner.
+FILE_MODE = 0o666 & ~_umask()
+FOLDER_MODE = 0o777 & ~_umask()
 
 
-def temp_file(path: Path) -> tuple[int, str]:
-    """mkstemp beside `path` under the name pattern that `remove_stale_temps` recognises."""
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def temp_file(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """mkstemp beside `path` under the name pattern that `remove_stale_temps` recognises, with the user's normal
+    file permissions."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.chmod(name, FILE_MODE)
+    return fd, name
 
 
 def remove_stale_temps(*paths) -> int:
@@ -347,7 +353,6 @@ def save_image(image, path, *, quality: int = 95) -> Path:
             pil.save(handle, format=fmt, **options)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, _FILE_MODE)  # mkstemp makes 0600; give the file the user's normal permissions
         os.replace(tmp_name, path)
         tmp_name = None
     except OSError as err:

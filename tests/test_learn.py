@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from arbstyle.cli import main
+from arbstyle import images
 from arbstyle.images import load_image, resize_long, save_image, to_float32
 from arbstyle.inference.stylize import Stylizer, load_styles, save_styles
 
@@ -84,6 +85,7 @@ def test_learned_file_round_trips_through_stylize(files, tmp_path, capsys, param
                  "--steps", "2", "--params", params, "--quiet", "--model", MOBILE]) == 0
     styles, meta = load_styles(out)
     assert sorted(styles) == ["brick", "immunohistochemistry"] and meta == {"model": MOBILE, "kind": params}
+    assert out.stat().st_mode & 0o777 == images.FILE_MODE  # a plain file's permissions, not the temporary's 0600
     photo = tmp_path / "chelsea.png"
     save_image(_sample("chelsea", 64), photo)
     result = tmp_path / "out.png"

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from arbstyle.cli import main
+from arbstyle import images
 from arbstyle.images import save_image
 from arbstyle.inference import video_io
 from arbstyle.inference.stylize import Stylizer
@@ -110,6 +111,8 @@ def test_clip_round_trip_keeps_frames_rate_size_aspect_and_audio(tmp_path, style
     assert (info.width, info.height, info.audio_streams) == (16, 16, 1)
     assert len(list(video_io.read_frames(small))) == 6
     assert _leftovers(tmp_path) == []
+    # written through a temporary file, yet with the permissions a plain new file gets (not mkstemp's 0600)
+    assert (out.stat().st_mode & 0o777, small.stat().st_mode & 0o777) == (images.FILE_MODE, images.FILE_MODE)
 
 
 def test_frames_folder_in_and_out_and_gif(tmp_path, style):
@@ -119,6 +122,7 @@ def test_frames_folder_in_and_out_and_gif(tmp_path, style):
     out = tmp_path / "styled"
     assert _run("stylize", frames, "--frames", "-s", style, "-o", out) == 0
     assert sorted(p.name for p in out.iterdir()) == [f"f{i:03d}.png" for i in range(5)]
+    assert out.stat().st_mode & 0o777 == images.FOLDER_MODE  # not mkdtemp's 0700
     gif = tmp_path / "styled.gif"
     assert _run("stylize", str(frames / "*.png"), "--frames", "-s", style, "-o", gif, "--fps", "10") == 0
     info = video_io.probe(gif)

@@ -139,9 +139,11 @@ def output_size(width: int, height: int, max_size: int | None, *, even: bool) ->
 def _temp_beside(path: Path, *, folder: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if folder:
-        return Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(tmp, images.FOLDER_MODE)
+        return Path(tmp)
     # the real extension last: FFmpeg picks the container from it
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    fd, tmp = images.temp_file(path, suffix=f".tmp{path.suffix}")
     os.close(fd)
     return Path(tmp)
 
