@@ -153,7 +153,7 @@ def _write(args, rows, photo_paths, machine) -> None:
     change = [r["style_change"] for r in rows]
     subset = [r for r in rows if "subset_gatys_style_loss" in r]
     subset_keys = [f"subset_{m}_{k}" for m in ("predicted", "learned", "gatys") for k in ("style_loss", "lpips")]
-    result = {"command": "python benchmarks/learn_bench.py " + " ".join(sys.argv[1:]), "machine": machine,
+    result = {"command": " ".join(["python benchmarks/learn_bench.py", *sys.argv[1:]]), "machine": machine,
               "settings": {k: getattr(args, k) for k in ("model", "size", "steps", "params", "lr", "style_weight",
                                                          "fit_photos", "gatys_steps")},
               "eval_photos": [p.name for p in photo_paths], "styles": len(rows), "mean": means,

