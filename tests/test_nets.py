@@ -112,3 +112,14 @@ def test_forward_can_stop_and_resume_at_every_stage():
         entering = t(x, style, stop_at=stage)
         resumed = t(entering, style, start_at=stage)
         np.testing.assert_allclose(np.asarray(resumed[:, :36, :28]), np.asarray(full), atol=1e-6)
+
+
+def test_kernel_init_is_nnx_default_but_zeros_for_a_shapes_only_key():
+    # random initialisation (training from scratch) must not change; abstract builds only need shapes
+    from arbstyle.nets.layers import ShapesOnly, kernel_init
+
+    default = nnx.Conv(8, 16, (3, 3), rngs=nnx.Rngs(0))
+    ours = nnx.Conv(8, 16, (3, 3), kernel_init=kernel_init, rngs=nnx.Rngs(0))
+    assert np.array_equal(default.kernel[...], ours.kernel[...]) and float(np.abs(ours.kernel[...]).max()) > 0
+    zeros = kernel_init(ShapesOnly(), (3, 3, 8, 16), jnp.float32)
+    assert zeros.shape == (3, 3, 8, 16) and not np.any(zeros)

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from arbstyle.nets import qdq
+from arbstyle.nets.layers import kernel_init
 
 # (expansion t, output channels c, repeats n, first stride s): Sandler et al. 2018, Table 2
 BLOCKS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -47,7 +48,7 @@ class ConvAct(nnx.Module):
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, *,
                  activation: bool = True, quantized: bool = False, integer: bool = False, rngs: nnx.Rngs):
         self.conv = nnx.Conv(in_ch, out_ch, (kernel, kernel), strides=stride, padding="SAME",
-                             feature_group_count=groups, use_bias=True, rngs=rngs)
+                             feature_group_count=groups, use_bias=True, kernel_init=kernel_init, rngs=rngs)
         self.kernel_size, self.stride = kernel, stride
         self.activation = activation
         self.out_q = qdq.Quantization.point() if quantized else None

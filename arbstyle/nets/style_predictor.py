@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from arbstyle.nets.layers import kernel_init
+
 EMBEDDING_DIM = 100
 
 
@@ -14,8 +16,8 @@ class CINHead(nnx.Module):
     """Two linear maps from the style embedding to one CIN layer's beta and gamma (no activation on either)."""
 
     def __init__(self, dim: int, channels: int, *, rngs: nnx.Rngs):
-        self.beta = nnx.Linear(dim, channels, rngs=rngs)
-        self.gamma = nnx.Linear(dim, channels, rngs=rngs)
+        self.beta = nnx.Linear(dim, channels, kernel_init=kernel_init, rngs=rngs)
+        self.gamma = nnx.Linear(dim, channels, kernel_init=kernel_init, rngs=rngs)
 
     def __call__(self, embedding):
         return self.gamma(embedding), self.beta(embedding)
@@ -41,7 +43,7 @@ class StylePredictor(nnx.Module):
 
     def __init__(self, trunk: nnx.Module, dim: int = EMBEDDING_DIM, *, rngs: nnx.Rngs):
         self.trunk = trunk
-        self.bottleneck = nnx.Linear(trunk.out_channels, dim, rngs=rngs)
+        self.bottleneck = nnx.Linear(trunk.out_channels, dim, kernel_init=kernel_init, rngs=rngs)
 
     def features(self, style):
         """The trunk's spatially averaged features (B, out_channels): what the bottleneck maps."""
