@@ -331,9 +331,10 @@ def markdown(r: dict, modes: list[str]) -> str:
     lines = ["# Video: temporal stability, style and speed per `--temporal` mode", "",
              f"`{r['command']}`", "",
              f"Machine: {summary(r['machine'])}.", "",
-             f"Model `{r['model']}`; style `{r['style']}` (validation styles); synthetic clips: {len(r['photos'])} validation photos x "
-             f"(pan, zoom), {r['settings']['frames']} frames of {r['settings']['size']}, noise sigma 3/255; the noisy "
-             f"input itself has a warping error of {r['input_warping_error']:.4f}.", "",
+             f"Model `{r['model']}`; style `{r['style']}` (validation styles); synthetic clips: "
+             f"{len(r['photos'])} validation photos x (pan, zoom), {r['settings']['frames']} frames of "
+             f"{r['settings']['size']}, noise sigma 3/255; the noisy input itself has a warping error of "
+             f"{r['input_warping_error']:.4f}.", "",
              "Real clips: " + ", ".join(f"`{n}` ({r['real'][n]['size']}, first {r['real'][n]['frames']} frames)"
                                         for n in names) + f" from {r['real_clip_source']}. Not committed.", "",
              "| mode | warping error (synthetic) | vs off | style loss vs off | "
