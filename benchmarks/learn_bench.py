@@ -169,9 +169,9 @@ def _write(args, rows, photo_paths, machine) -> None:
            "lpips": result["lpips_change_mean"] <= TARGETS["lpips_change"],
            "time": result["fit_seconds_max"] < TARGETS["fit_seconds"]}
     result["targets_met"] = met
-    busy = max(loads) >= 1.5
-    load_text = (f"1-minute load average {min(loads):.1f}-{max(loads):.1f} at the end of each style"
-                 + (" (other work was running: fitting times are inflated)." if busy else "."))
+    # read right after each style, so the run's own threads are in it (two busy cores read about 2)
+    load_text = (f"1-minute load average {min(loads):.1f}-{max(loads):.1f} at the end of each style, this run's own "
+                 "work included.")
     lines = [
         "# `arbstyle learn` vs the predicted embedding (and Gatys et al. on a subset)", "",
         f"`{result['command']}` on {summary(machine)}; {load_text}", "",

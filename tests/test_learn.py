@@ -3,8 +3,8 @@ textures, at tiny sizes and a handful of steps; no mocks, no shared data."""
 import numpy as np
 import pytest
 
-from arbstyle.cli import main
 from arbstyle import images
+from arbstyle.cli import main
 from arbstyle.images import load_image, resize_long, save_image, to_float32
 from arbstyle.inference.stylize import Stylizer, load_styles, save_styles
 

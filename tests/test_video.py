@@ -16,8 +16,8 @@ import av
 import numpy as np
 import pytest
 
-from arbstyle.cli import main
 from arbstyle import images
+from arbstyle.cli import main
 from arbstyle.images import save_image
 from arbstyle.inference import video_io
 from arbstyle.inference.stylize import Stylizer

@@ -21,7 +21,6 @@ import json
 import math
 import os
 import shlex
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arbstyle.images import load_image, resize_long, resize_short, resize_to, to_float32, to_uint8
+from arbstyle.images import load_image, resize_long, resize_short, resize_to, temp_file, to_float32, to_uint8
 from arbstyle.machine import describe
 
 # ---- The reference loss definition of this benchmark. Do not tie it to a training config: numbers must stay
@@ -373,13 +372,12 @@ def _thumbnail(image: np.ndarray, tile: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------ output
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         try:
