@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import arbstyle  # noqa: F401  (sets XLA flags before any JAX import)
+from arbstyle._flax import import_flax_without_ipython  # noqa: F401  (re-exported)
 from arbstyle._xla import enable_compilation_cache
 
 # command -> (module, help). A module owning several commands defines add_arguments_<cmd> / run_<cmd>. Each module
@@ -25,8 +26,9 @@ COMMANDS = {
 }
 
 
-# Commands whose run builds Flax NNX networks (the others never import flax).
-NNX_COMMANDS = {"stylize", "embed", "demo", "optimize", "train", "evaluate", "learn"}
+# Commands whose run builds Flax NNX networks (the others never import flax). stylize, embed and demo run stored
+# programs (arbstyle.inference.programs) and import flax only when they build a network.
+NNX_COMMANDS = {"optimize", "train", "evaluate", "learn"}
 
 
 class CLIError(Exception):
@@ -51,24 +53,6 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:
             _hook(module, "add_arguments", command)(command_parser)
             runners[command] = _hook(module, "run", command)
     return parser, runners
-
-
-def import_flax_without_ipython() -> None:
-    """Import flax.nnx without the IPython import it makes only to ask whether it runs in a notebook.
-
-    flax.nnx.reprlib calls IPython's get_ipython() at import time to choose coloured reprs, which loads IPython,
-    traitlets and pygments (70 ms on an idle machine; docs/performance.md). A process that has not imported
-    IPython cannot be inside an IPython shell, so the answer is known: IPython reads as absent while flax loads
-    (flax catches the ImportError), and is importable again afterwards.
-    """
-    if "flax.nnx" in sys.modules or "IPython" in sys.modules:
-        return
-    sys.modules["IPython"] = None  # makes `import IPython` raise ImportError
-    try:
-        import flax.nnx  # noqa: F401
-    finally:
-        if sys.modules.get("IPython", 0) is None:
-            del sys.modules["IPython"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,18 +11,10 @@ from collections.abc import Mapping
 import jax.numpy as jnp
 from flax import nnx
 
+from arbstyle.model_config import DEFAULT_CONFIG, model_config  # noqa: F401  (re-exported)
 from arbstyle.nets.layers import ShapesOnly
-from arbstyle.nets.style_predictor import EMBEDDING_DIM, CINHeads, StylePredictor, StyleTable
+from arbstyle.nets.style_predictor import CINHeads, StylePredictor, StyleTable
 from arbstyle.nets.transformer import Transformer
-
-DEFAULT_CONFIG = {
-    "predictor": "inception",  # "inception" | "mobilenet" | "table"
-    "alpha": 1.0,  # transformer width multiplier: 1.0 full, 0.25 Magenta's mobile model
-    "embedding_dim": EMBEDDING_DIM,
-    "num_styles": 0,  # rows of the gamma/beta table when predictor == "table"
-    "trunk": {},  # extra arguments for the predictor's trunk builder
-    "quantize_activations": False,  # replay an imported int8 QDQ graph's activation quantization (nets/qdq.py)
-}
 
 
 def _inception_trunk(trunk_config: Mapping, rngs: nnx.Rngs):
@@ -38,19 +30,6 @@ def _mobilenet_trunk(trunk_config: Mapping, rngs: nnx.Rngs):
 
 
 TRUNKS = {"inception": _inception_trunk, "mobilenet": _mobilenet_trunk}
-
-
-def model_config(config: Mapping | None = None, **overrides) -> dict:
-    """The full config: defaults, then `config`, then keyword overrides. Unknown keys are an error."""
-    merged = dict(DEFAULT_CONFIG)
-    for source in (config or {}), overrides:
-        for key, value in dict(source).items():
-            if key not in DEFAULT_CONFIG:
-                raise KeyError(f"unknown model config key {key!r}; known: {sorted(DEFAULT_CONFIG)}")
-            merged[key] = dict(value) if isinstance(value, Mapping) else value
-    if merged["predictor"] not in (*TRUNKS, "table"):
-        raise ValueError(f"unknown predictor {merged['predictor']!r}")
-    return merged
 
 
 class StyleTransferModel(nnx.Module):

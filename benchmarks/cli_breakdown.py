@@ -7,15 +7,19 @@ Each run is a fresh interpreter that calls `arbstyle.cli.main` on one photo (lon
 as the `arbstyle` command does, with timers wrapped around the stages (nothing else is changed):
 
 * parser: `import arbstyle.cli` and the command's argument module (what `--help` costs);
-* jax + flax + networks: importing `arbstyle.inference.stylize`;
-* model: `arbstyle.weights.registry.load_model` (weights read and verified, network built and filled);
+* jax + flax + networks: importing `arbstyle.inference.stylize` (with stored programs, Flax is not imported);
+* model: `arbstyle.weights.registry.load_model` (weights read and verified, network built and filled); with
+  stored programs, a warm run builds no network and this stage is zero;
 * embed: `Stylizer.embed` of the style (compilation, or loading it from the persistent cache, plus the run);
 * stylize: `Stylizer.render` (the same for the transformer, plus the 8-bit upscale);
+* programs: the part of embed and stylize spent in `ProgramStore.program` (a stored program read, its weights
+  read and verified, its executable taken from XLA's cache; on a cold run, the network built and exported);
 * write: `arbstyle.images.save_image`;
 * process: the whole process from outside (interpreter start-up included).
 
-Every tree gets its own fresh compilation cache: its first run is "cold" (compiles and fills the cache), later
-runs are "warm". Trees alternate run by run, so that they see the same machine load. A tree is a PYTHONPATH.
+Every tree gets its own fresh compilation cache and program folder: its first run is "cold" (compiles and fills
+both), later runs are "warm". Trees alternate run by run, so that they see the same machine load. A tree is a
+PYTHONPATH.
 """
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ from PIL import Image  # noqa: E402
 
 from results_io import write_results  # noqa: E402
 
-STAGES = ("parser", "jax + flax + networks", "model", "embed", "stylize", "write")
+STAGES = ("parser", "jax + flax + networks", "model", "embed", "stylize", "programs (part of embed + stylize)",
+          "write")
 
 _PROBE = r"""
 import json, sys, time
@@ -45,7 +50,7 @@ import arbstyle.cli as cli
 import arbstyle.inference.stylize_cli  # noqa: F401  (the stylize command's argument definitions)
 stages = {"parser": time.perf_counter() - t0}
 t = time.perf_counter()
-if hasattr(cli, "import_flax_without_ipython"):
+if "stylize" in getattr(cli, "NNX_COMMANDS", ()):  # trees from before stored programs imported flax here
     cli.import_flax_without_ipython()
 import arbstyle.inference.stylize as stylize
 stages["jax + flax + networks"] = time.perf_counter() - t
@@ -63,6 +68,11 @@ def timed(owner, name, stage):
     setattr(owner, name, wrapper)
 
 timed(registry, "load_model", "model")
+try:
+    from arbstyle.inference import programs
+    timed(programs.ProgramStore, "program", "programs (part of embed + stylize)")
+except ImportError:  # a tree from before stored programs
+    pass
 timed(stylize.Stylizer, "embed", "embed")
 timed(stylize.Stylizer, "render", "stylize")
 timed(images, "save_image", "write")
@@ -93,7 +103,8 @@ def _inputs(folder: Path) -> tuple[Path, Path]:
 
 
 def run_once(pythonpath: str, cache: Path, content: Path, style: Path, out: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=pythonpath, ARBSTYLE_XLA_CACHE=str(cache))
+    env = dict(os.environ, PYTHONPATH=pythonpath, ARBSTYLE_XLA_CACHE=str(cache),
+               ARBSTYLE_PROGRAMS=str(cache.with_name(cache.name + "-programs")))
     argv = ["stylize", str(content), "-s", str(style), "-o", str(out), "--work-size", "384", "--overwrite"]
     start = time.perf_counter()
     # run from the scratch folder: `python -c` puts the working directory first on sys.path, before PYTHONPATH

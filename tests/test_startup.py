@@ -61,17 +61,28 @@ def test_help_and_argument_errors_come_before_jax(argv, rc):
 
 
 @pytest.mark.slow
-def test_a_real_stylize_run_imports_no_training_or_plotting_package(tmp_path):
+def test_a_real_stylize_run_imports_no_training_or_plotting_package_and_a_warm_one_no_flax(tmp_path):
+    import numpy as np
     import skimage.data
+    from PIL import Image
 
     content, style = tmp_path / "astronaut.png", tmp_path / "brick.png"
     save_image(skimage.data.astronaut()[::8, ::8], content)  # 64 x 64 photo
     save_image(skimage.data.brick()[:64, :64], style)
-    out = tmp_path / "out.png"
-    result = _run("stylize", str(content), "-s", str(style), "-o", str(out), "--style-size", "64")
-    assert result["rc"] == 0 and out.is_file()
-    assert "jax" in result["modules"] and "flax" in result["modules"]  # the probe saw a real run
-    assert not set(NOT_FOR_INFERENCE) & set(result["modules"]), json.dumps(result["modules"])
+    env = {"ARBSTYLE_PROGRAMS": str(tmp_path / "programs")}  # empty: the first run builds and stores them
+    runs = []
+    for name in ("cold.png", "warm.png"):
+        out = tmp_path / name
+        result = _run("stylize", str(content), "-s", str(style), "-o", str(out), "--style-size", "64",
+                      env_extra=env)
+        assert result["rc"] == 0 and out.is_file()
+        assert not set(NOT_FOR_INFERENCE) & set(result["modules"]), json.dumps(result["modules"])
+        runs.append(result["modules"])
+    assert "jax" in runs[0] and "flax" in runs[0]  # built the network, exported its programs
+    assert "jax" in runs[1] and "flax" not in runs[1]  # ran the stored programs
+    assert len(list((tmp_path / "programs").glob("*.npz"))) == 3  # predictor, heads, transformer
+    cold, warm = (np.asarray(Image.open(tmp_path / n)) for n in ("cold.png", "warm.png"))
+    assert np.array_equal(cold, warm)
 
 
 def test_flax_imported_without_ipython_leaves_ipython_importable():
@@ -91,11 +102,14 @@ def test_a_second_run_compiles_nothing_new(tmp_path):
     content, style = tmp_path / "coffee.png", tmp_path / "gravel.png"
     save_image(skimage.data.coffee()[::8, ::8], content)
     save_image(skimage.data.gravel()[:64, :64], style)
-    cache = tmp_path / "xla-cache"
+    cache, programs = tmp_path / "xla-cache", tmp_path / "programs"
+    env = {"ARBSTYLE_XLA_CACHE": str(cache), "ARBSTYLE_PROGRAMS": str(programs)}
     argv = ("stylize", str(content), "-s", str(style), "-o", str(tmp_path / "out.png"), "--style-size", "64",
             "--overwrite")
-    assert _run(*argv, env_extra={"ARBSTYLE_XLA_CACHE": str(cache)})["rc"] == 0
+    assert _run(*argv, env_extra=env)["rc"] == 0
     first = sorted(p.name for p in cache.glob("*-cache"))
-    assert len(first) >= 3  # embedding, heads and transformer at least
-    assert _run(*argv, env_extra={"ARBSTYLE_XLA_CACHE": str(cache)})["rc"] == 0
+    stored = {p.name: p.stat().st_mtime_ns for p in programs.glob("*.npz")}
+    assert len(first) >= 3 and len(stored) == 3  # embedding, heads and transformer
+    assert _run(*argv, env_extra=env)["rc"] == 0
     assert sorted(p.name for p in cache.glob("*-cache")) == first
+    assert {p.name: p.stat().st_mtime_ns for p in programs.glob("*.npz")} == stored  # read, not written again

@@ -24,6 +24,7 @@ def tiny_registry(monkeypatch):
     def load(name_or_path=DEFAULT_MODEL, **kwargs):
         kwargs["style_size"] = min(kwargs.get("style_size", TEST_STYLE_SIZE), TEST_STYLE_SIZE)
         assert kwargs.pop("activations") == "float"  # the tiny model is float; exact needs an imported model
+        kwargs.pop("programs", None)  # stored programs are for pretrained names (tests/test_programs.py)
         loaded.append((name_or_path, kwargs))
         key = tuple(sorted(kwargs.items()))
         if key not in _STYLIZERS:  # reused across CLI calls so that tests do not recompile per call

@@ -8,20 +8,23 @@ forward of `arbstyle.inference.tiling`, in bounded memory.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from PIL import Image
 
 from arbstyle import images
 from arbstyle.inference.stylize_defaults import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_MODEL, DEFAULT_TILE,
                                                  STYLE_SIZE)
-from arbstyle.inference.tiling import CONTRACT_HALO, TransformerRunner, default_max_buffer
-from arbstyle.nets.transformer import SIZE_MULTIPLE
+from arbstyle.inference.programs import Part, open_store
+from arbstyle.inference.tiling import (CONTRACT_HALO, DTYPES, Footprint, TransformerRunner, default_max_buffer,
+                                      footprint_of)
+from arbstyle.nets import SIZE_MULTIPLE
 
 # Untiled forwards (batch x pixels) may use this share of physical memory; beyond it, exact tiling.
 MEMORY_FRACTION = 0.4
@@ -86,12 +89,16 @@ def mix_cin(styles: dict, weights=None) -> dict:
     """Weighted mean of a batch of CIN parameters -> one style {layer: ((C,), (C,))}; weights are normalised.
 
     Dumoulin et al. 2017 mix styles as convex combinations of gamma and beta."""
-    n = cin_count(styles)
-    w = np.ones(n) if weights is None else np.asarray(weights, np.float64)
-    if w.shape != (n,) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"need {n} non-negative style weights with a positive sum, got {weights}")
-    w = (w / w.sum()).astype(np.float32)
+    w = mix_weights(cin_count(styles), weights)
     return {k: (w @ g, w @ b) for k, (g, b) in styles.items()}
+
+
+def mix_weights(count: int, weights=None) -> np.ndarray:
+    """Weights of a style mix, normalised to sum to 1 (None: equal); checked to be non-negative."""
+    w = np.ones(count) if weights is None else np.asarray(weights, np.float64)
+    if w.shape != (count,) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"need {count} non-negative style weights with a positive sum, got {weights}")
+    return (w / w.sum()).astype(np.float32)
 
 
 STYLE_KINDS = ("embedding", "cin")
@@ -208,47 +215,109 @@ class Stylizer:
     bucket: round content sizes up to the bucket ladder (fewer compilations; output cropped back to size).
     """
 
-    def __init__(self, model, *, precision: str = "fp32", style_size: int = STYLE_SIZE, tile: int = DEFAULT_TILE,
-                 memory_budget: int | None = None, max_buffer: int | None = None, tile_above: int | None = None,
-                 bucket: bool = True, name: str | None = None):
-        if not getattr(model, "arbitrary", False):
+    def __init__(self, model=None, *, precision: str = "fp32", style_size: int = STYLE_SIZE,
+                 tile: int = DEFAULT_TILE, memory_budget: int | None = None, max_buffer: int | None = None,
+                 tile_above: int | None = None, bucket: bool = True, name: str | None = None, programs=None):
+        if model is None and programs is None:
+            raise TypeError("Stylizer needs a model, or stored programs (arbstyle.inference.programs)")
+        config = dict(model.config) if model is not None else programs.config
+        if not (getattr(model, "arbitrary", False) if model is not None else config["predictor"] != "table"):
             raise TypeError("Stylizer needs an arbitrary-style model (with a style predictor)")
-        if model.config.get("quantize_activations") and precision != "fp32":
+        if precision not in DTYPES:
+            raise ValueError(f"precision must be one of {sorted(DTYPES)}, got {precision!r}")
+        if config.get("quantize_activations") and precision != "fp32":
             raise ValueError("exact (quantized) activations run in fp32 only; use activations='float' for bf16")
-        model.eval()  # batch norm with moving statistics
-        self.model = model
+        if model is not None:
+            model.eval()  # batch norm with moving statistics
+        self._model = model
+        self._programs = programs  # None: trace the network in this process
+        self._runner = None
+        self.config = config
         self.name = name
         self.style_size = int(style_size)
         self.tile = int(tile)
         self.bucket = bucket
         self.memory_budget = int(memory_budget or MEMORY_FRACTION * physical_memory())
         self.max_buffer = int(max_buffer or default_max_buffer() or 2**62)
-        self.tiled_bytes_per_pixel = tiled_bytes_per_pixel(model.transformer.alpha)
+        self.tiled_bytes_per_pixel = tiled_bytes_per_pixel(config["alpha"])
         self.tile_above = None if tile_above is None else int(tile_above)
-        self.runner = TransformerRunner(model.transformer, precision=precision)
         self.precision = precision
         self._embed_traces = 0
-        pred_def, pred_state = nnx.split(model.predictor)
-        heads_def, heads_state = nnx.split(model.heads)
+        self.embedding_dim = int(config["embedding_dim"])
 
-        def embed_impl(state, x):
-            self._embed_traces += 1
-            return nnx.merge(pred_def, state)(x)
+    @property
+    def model(self):
+        """The network (built on first use when the stylizer runs stored programs)."""
+        if self._model is None:
+            self._model = self._programs.build_model()
+            self._model.eval()
+        return self._model
 
-        self._embed = jax.jit(embed_impl)
-        self._pred_state = pred_state
-        self._heads = jax.jit(lambda state, e: nnx.merge(heads_def, state)(e))
-        self._heads_state = heads_state
-        self.embedding_dim = int(model.config["embedding_dim"])
+    @property
+    def runner(self) -> TransformerRunner:
+        """The transformer's jitted forwards, untiled, tiled and pooled."""
+        if self._runner is None:
+            self._runner = TransformerRunner(self.model.transformer, precision=self.precision)
+        return self._runner
+
+    @functools.cached_property
+    def _predictor(self) -> Part:
+        predictor = self.model.predictor  # first: building the model imports flax the fast way
+        from flax import nnx
+
+        graphdef, state = nnx.split(predictor)
+
+        def embed(state, x):
+            self._embed_traces += 1  # runs only while tracing
+            return nnx.merge(graphdef, state)(x)
+
+        return Part(embed, state, "predictor/")
+
+    @functools.cached_property
+    def _heads(self) -> Part:
+        heads = self.model.heads
+        from flax import nnx
+
+        graphdef, state = nnx.split(heads)
+        return Part(lambda state, e: nnx.merge(graphdef, state)(e), state, "heads/")
+
+    def _transformer(self) -> Part:
+        return Part(self.runner.untiled, self.runner.state, "transformer/")
+
+    def _call(self, name: str, *inputs):
+        """The "predictor" or the CIN "heads" on inputs: a stored program, or traced here."""
+        if self._programs is not None:
+            return self._programs.program(name, inputs, lambda: getattr(self, "_" + name))(*inputs)
+        part = getattr(self, "_" + name)
+        return part.jitted(part.state, *inputs)
+
+    def _untiled(self, shape: tuple[int, ...], style) -> tuple:
+        """(forward of (content, style), Footprint) of the untiled transformer for (B, H, W, 3) contents."""
+        if self._programs is None:
+            compiled, footprint = self.runner._compile_untiled(shape, style)
+            state = self.runner.state
+            return (lambda x, style: compiled(state, x, style)), footprint
+        x = jax.ShapeDtypeStruct(shape, jnp.float32)
+        style = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), style)
+        program = self._programs.program("transformer", (x, style), self._transformer,
+                                         describe=lambda c: {"footprint": dataclasses.asdict(footprint_of(c))})
+        return program, Footprint(**program.meta["footprint"])
+
+    def _forward(self, content, style) -> np.ndarray:
+        """The untiled forward of contents (B, H, W, 3) with CIN parameters `style`."""
+        forward, _ = self._untiled(tuple(np.shape(content)), style)
+        return np.asarray(forward(np.asarray(content, np.float32), style))
 
     @classmethod
     def load(cls, name_or_path: str = DEFAULT_MODEL, *, activations: str = DEFAULT_ACTIVATIONS,
-             **kwargs) -> "Stylizer":
+             programs: bool = False, **kwargs) -> "Stylizer":
         """A model from the registry: a pretrained name such as "magenta-mobile", or a training workdir.
 
         activations (imported int8 models only): "float" runs the imported weights with float activations
         (fast, tileable); "exact" replays the int8 graph's activation quantization bit for bit like
         onnxruntime, about 8x slower on CPU and untileable. Trained checkpoints are float.
+        programs: run a pretrained model through stored programs (`arbstyle.inference.programs`), building the
+        network only where one is missing: what a short-lived process such as the command line wants.
         """
         from arbstyle.weights import registry
 
@@ -261,17 +330,21 @@ class Stylizer:
                 overrides["quantize_activations"] = activations == "exact"
         if activations == "exact" and not overrides.get("quantize_activations"):
             raise ValueError(f"{name_or_path}: exact activations exist only for imported int8 models")
+        if programs:
+            store = open_store(str(name_or_path), overrides, kwargs.get("precision", "fp32"))
+            if store is not None:
+                return cls(programs=store, name=str(name_or_path), **kwargs)
         return cls(registry.load_model(name_or_path, **overrides), name=str(name_or_path), **kwargs)
 
     @property
     def exact(self) -> bool:
         """Whether the model replays an int8 graph's activation quantization (no tiling, no bf16)."""
-        return bool(self.model.config.get("quantize_activations"))
+        return bool(self.config.get("quantize_activations"))
 
     @property
     def compile_count(self) -> int:
         """How many times the transformer and predictor have been compiled (traced) so far."""
-        return self.runner.traces + self._embed_traces
+        return (self._runner.traces if self._runner is not None else 0) + self._embed_traces
 
     # ------------------------------------------------------------------ styles
 
@@ -296,19 +369,18 @@ class Stylizer:
             padded = 1 << (n - 1).bit_length()
             if padded > n:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], padded - n, axis=0)])
-            out.append(np.asarray(self._embed(self._pred_state, jnp.asarray(chunk)))[:n])
+            out.append(np.asarray(self._call("predictor", np.asarray(chunk, np.float32)))[:n])
         return np.concatenate(out).astype(np.float32)
 
     @staticmethod
     def mix(embeddings, weights=None) -> np.ndarray:
         """Weighted mean of style embeddings (K, D) -> (D,): style interpolation. Weights are normalised."""
-        from arbstyle.model import mix_embeddings
-
-        return np.asarray(mix_embeddings(np.asarray(embeddings, np.float32), weights), np.float32)
+        embeddings = np.asarray(embeddings, np.float32)
+        return mix_weights(len(embeddings), weights) @ embeddings
 
     def cin(self, embeddings) -> dict:
         """CIN parameters of embeddings (N, D) through the model's heads: {layer: (gamma (N, C), beta (N, C))}."""
-        out = self._heads(self._heads_state, jnp.asarray(np.asarray(embeddings, np.float32)))
+        out = self._call("heads", np.asarray(embeddings, np.float32))
         return {k: (np.asarray(g, np.float32), np.asarray(b, np.float32)) for k, (g, b) in out.items()}
 
     def style_batch(self, styles):
@@ -425,11 +497,8 @@ class Stylizer:
         if self.bucket:
             bh, bw = bucket_side(height), bucket_side(width)
             padded = np.pad(frames, ((0, 0), (0, bh - height), (0, bw - width), (0, 0)), mode="reflect")
-        style = self._heads(self._heads_state, jnp.asarray(np.repeat(embedding[None], count, axis=0)))
-        if shared_stats:
-            y = self.runner.pooled(padded, style)
-        else:
-            y = np.asarray(self.runner(jnp.asarray(padded), style))
+        style = self._call("heads", np.repeat(embedding[None], count, axis=0))
+        y = self.runner.pooled(padded, style) if shared_stats else self._forward(padded, style)
         return y[:, :height, :width]
 
     def frames_per_batch(self, height: int, width: int) -> int:
@@ -473,11 +542,11 @@ class Stylizer:
             if pad_to and pad_to > n:
                 chunk = {k: tuple(np.concatenate([a, np.repeat(a[-1:], pad_to - n, axis=0)]) for a in gb)
                          for k, gb in chunk.items()}
-            return {k: (jnp.asarray(g), jnp.asarray(b)) for k, (g, b) in chunk.items()}
+            return {k: (np.asarray(g, np.float32), np.asarray(b, np.float32)) for k, (g, b) in chunk.items()}
         chunk = styles[start:stop]
         if pad_to and pad_to > len(chunk):
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad_to - len(chunk), axis=0)])
-        return self._heads(self._heads_state, jnp.asarray(chunk))
+        return self._call("heads", np.asarray(chunk, np.float32))
 
     def stylize_arrays(self, content: np.ndarray, embeddings, *, tile: bool | None = None,
                        progress: bool = False) -> list[np.ndarray]:
@@ -517,12 +586,12 @@ class Stylizer:
         count = cin_count(embeddings)
         per_call = max(1, min(count, MAX_BATCH, fits))
         per_call = 1 << (per_call.bit_length() - 1)  # powers of two: few distinct batch shapes
-        x = jnp.asarray(padded[None])
+        x = np.asarray(padded[None], np.float32)
         outs = []
         for start in range(0, count, per_call):
             n = min(per_call, count - start)
             style = self._cin_rows(embeddings, start, start + n, per_call)
-            y = np.asarray(self.runner(jnp.broadcast_to(x, (per_call, *x.shape[1:])), style))
+            y = self._forward(np.broadcast_to(x, (per_call, *x.shape[1:])), style)
             outs.extend(y[i, :height, :width] for i in range(n))
         return outs
 
@@ -543,8 +612,8 @@ class Stylizer:
 
     def footprint(self, height: int, width: int):
         """Largest buffer and total memory of the untiled forward of one HxW content, from its compiled program."""
-        style = self._heads(self._heads_state, jnp.zeros((1, self.embedding_dim), jnp.float32))
-        return self.runner.footprint((1, height, width, 3), style)
+        style = self._call("heads", np.zeros((1, self.embedding_dim), np.float32))
+        return self._untiled((1, height, width, 3), style)[1]
 
     def fitting_tile(self, footprint, shape: tuple[int, int]) -> int:
         """The largest tile side, up to `self.tile`, whose windows stay under the per-buffer limit."""

@@ -302,11 +302,16 @@ def _check_working_sizes(args, jobs: list[Job]) -> None:
 
 
 def make_stylizer(args, **kwargs):
+    from arbstyle._flax import import_flax_without_ipython
     from arbstyle.inference.stylize import Stylizer
+    from arbstyle.weights import registry
+
+    if args.model not in registry.names():  # a training workdir: built here (pretrained names run stored programs)
+        import_flax_without_ipython()
 
     try:
         return Stylizer.load(args.model, activations=args.activations, precision=getattr(args, "precision", "fp32"),
-                             style_size=getattr(args, "style_size", STYLE_SIZE), **kwargs)
+                             style_size=getattr(args, "style_size", STYLE_SIZE), programs=True, **kwargs)
     except ValueError as err:  # the registry's errors (unknown name, bad workdir) and bad option combinations
         raise CLIError(str(err)) from None
 

@@ -26,11 +26,10 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from tqdm.auto import tqdm
 
 from arbstyle.inference.stylize_defaults import DEFAULT_TILE
-from arbstyle.nets.transformer import SIZE_MULTIPLE
+from arbstyle.nets import SIZE_MULTIPLE
 
 # Halos, from each stage's receptive field. Contract: the 9x9 conv (4) + two stride-2 3x3 convs (1 + 2) + the
 # offset inside a 4 x 4 cell (3) = 10 full-resolution pixels -> 16. A residual block: two 3x3 convs = 2 stream
@@ -80,6 +79,16 @@ class Footprint:
 
     largest: int
     total: int
+
+
+def footprint_of(compiled) -> Footprint:
+    """The Footprint of a compiled forward (`jax.stages.Compiled`); compiling allocates nothing, so any size is
+    safe to ask about."""
+    memory = compiled.memory_analysis()
+    total = sum(int(getattr(memory, key, 0) or 0) for key in (
+        "argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")) if memory else 0
+    largest = WORKSPACE_FACTOR * largest_hlo_array(compiled.as_text())
+    return Footprint(largest, max(total, largest))
 
 
 def largest_hlo_array(hlo_text: str) -> int:
@@ -138,6 +147,8 @@ class TransformerRunner:
     """
 
     def __init__(self, transformer, *, precision: str = "fp32"):
+        from flax import nnx  # here, not at the top: stored programs run the untiled forward without Flax
+
         if precision not in DTYPES:
             raise ValueError(f"precision must be one of {sorted(DTYPES)}, got {precision!r}")
         self.dtype = DTYPES[precision]
@@ -153,6 +164,8 @@ class TransformerRunner:
     # ------------------------------------------------------------------ jitted core
 
     def _forward_impl(self, state, x, style, stats, box, *, stop_at, start_at, moments):
+        from flax import nnx
+
         self.traces += 1  # runs only while tracing
         transformer = nnx.merge(self._graphdef, state)
         style = cast_floats(style, self.dtype)
@@ -161,10 +174,20 @@ class TransformerRunner:
             return _interior_moments(y.astype(jnp.float32), x.shape[1], x.shape[2], box)
         return y.astype(jnp.float32)
 
+    def untiled(self, state, x, style):
+        """The untiled forward as a pure function of (state, content, style), for `jax.export`."""
+        return self._forward_impl(state, x, style, None, jnp.zeros(4, jnp.int32), stop_at=None, start_at=None,
+                                  moments=False)
+
+    @property
+    def state(self):
+        """The transformer's variables as the forward takes them (cast to the precision)."""
+        return self._state
+
     def __call__(self, content, style: dict) -> np.ndarray:
         """Untiled forward: content (B, H, W, 3) float in [0, 1], style: CIN parameters -> (B, H, W, 3)."""
         compiled, _ = self._compile_untiled(tuple(np.shape(content)), style)
-        return compiled(self._state, jnp.asarray(content, jnp.float32), style, None, jnp.zeros(4, jnp.int32))
+        return compiled(self._state, jnp.asarray(content, jnp.float32), style)
 
     def footprint(self, shape: tuple[int, ...], style: dict) -> Footprint:
         """Memory the untiled forward of a (B, H, W, 3) content would take, read from its compiled program.
@@ -176,13 +199,8 @@ class TransformerRunner:
     def _compile_untiled(self, shape: tuple[int, ...], style: dict):
         if shape not in self._untiled:
             x = jax.ShapeDtypeStruct(shape, jnp.float32)
-            compiled = self._forward.lower(self._state, x, style, None, jnp.zeros(4, jnp.int32), stop_at=None,
-                                           start_at=None, moments=False).compile()
-            memory = compiled.memory_analysis()
-            total = sum(int(getattr(memory, key, 0) or 0) for key in (
-                "argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes")) if memory else 0
-            largest = WORKSPACE_FACTOR * largest_hlo_array(compiled.as_text())
-            self._untiled[shape] = (compiled, Footprint(largest, max(total, largest)))
+            compiled = jax.jit(self.untiled).lower(self._state, x, style).compile()
+            self._untiled[shape] = (compiled, footprint_of(compiled))
         return self._untiled[shape]
 
     def _run(self, x, style, stats, *, stop_at=None, start_at=None, box=None):

@@ -7,9 +7,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from arbstyle.model_config import EMBEDDING_DIM
 from arbstyle.nets.layers import kernel_init
-
-EMBEDDING_DIM = 100
 
 
 class CINHead(nnx.Module):

@@ -10,11 +10,10 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from arbstyle.nets import SIZE_MULTIPLE  # noqa: F401  (re-exported)
 from arbstyle.nets.layers import ReflectConv, batch_norm, conditional_instance_norm, instance_stats, upsample_nearest
 
 NUM_RESIDUAL = 5
-# The stride-2 convs and the two x2 upsamplings round odd sizes; padding to this multiple keeps every shape exact.
-SIZE_MULTIPLE = 4
 
 
 def cin_layer_names() -> list[str]:

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -309,15 +309,17 @@ def status(name: str) -> dict:
     return {**entry, "status": "verified"}
 
 
-def load_arrays(name: str, *, fetch_missing: bool = True, progress: bool = False) -> dict[str, np.ndarray]:
-    """The converted arrays of an artifact, verified; fetched first when absent (and `fetch_missing`)."""
+def load_arrays(name: str, *, fetch_missing: bool = True, progress: bool = False,
+                keys: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """The converted arrays of an artifact (only those named in `keys`, if given), verified; fetched first when
+    absent (and `fetch_missing`)."""
     npz, _ = paths(name)
     if fetch_missing and (not npz.exists() or _converted_from_older_pins(name)):
         fetch(name, force=npz.exists(), progress=progress)
     path = verify(name)
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
+            return {key: data[key] for key in data.files if keys is None or key in keys}
     except (ValueError, OSError, zipfile.BadZipFile) as err:
         raise WeightsError(f"{path}: not a readable array archive ({err})") from None
 

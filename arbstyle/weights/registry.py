@@ -9,6 +9,7 @@ Both are built by `arbstyle.model.build_model(config)` and then filled, never in
 """
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from arbstyle.weights import pretrained
@@ -30,28 +31,41 @@ def load_pretrained(name: str, *, progress: bool = False, **config_overrides):
     `quantize_activations=True` asks for the exact replay: float scored better on LPIPS, FID and ArtFID in
     benchmarks/results/evaluation.md and is 8x faster on CPU.
     """
-    from arbstyle.model import abstract_model, model_config
+    from arbstyle.model import abstract_model
+
+    config = pretrained_config(name, **config_overrides)
+    model = abstract_model(config)
+    # the cached file is checked against the sha256 pinned for this version's converter, so it always has the
+    # variables of this version's networks
+    pretrained.fill_module(model, load_arrays(name, progress=progress), what=f"{name} weights")
+    model.eval()
+    return model
+
+
+def pretrained_config(name: str, **config_overrides) -> dict:
+    """The full model config of a pretrained name, with build-only overrides (no network is built)."""
+    from arbstyle.model_config import model_config
 
     base = pretrained.model_config(name)
     if base is None:
         raise RegistryError(f"{name} is trunk weights, not a whole model; models: {', '.join(names())}")
     config_overrides.setdefault("quantize_activations", False)
-    config = model_config(base, **config_overrides)
-    model = abstract_model(config)
-    # the cached file is checked against the sha256 pinned for this version's converter, so it always has the
-    # variables of this version's networks
-    pretrained.fill_module(model, _arrays(name, progress), what=f"{name} weights")
-    model.eval()
-    return model
+    return model_config(base, **config_overrides)
 
 
-def _arrays(name: str, progress: bool) -> dict:
-    """A whole model's arrays by state path; a trunk kept in another artifact comes from there."""
-    arrays = pretrained.load_arrays(name, progress=progress)
+TRUNK_PREFIX = "predictor/trunk/"  # where a whole model's trunk, kept in another artifact, sits in its state
+
+
+def load_arrays(name: str, *, progress: bool = False, keys: Collection[str] | None = None) -> dict:
+    """A whole model's arrays by state path (only those in `keys`, if given), verified; a trunk kept in another
+    artifact comes from there."""
+    arrays = pretrained.load_arrays(name, progress=progress, keys=keys)
     trunk = pretrained.artifact(name).trunk
     if trunk:
-        trunk_arrays = pretrained.load_arrays(trunk, progress=progress)
-        arrays = {**{f"predictor/trunk/{k}": v for k, v in trunk_arrays.items()}, **arrays}
+        trunk_keys = None if keys is None else {k[len(TRUNK_PREFIX):] for k in keys if k.startswith(TRUNK_PREFIX)}
+        if trunk_keys is None or trunk_keys:
+            trunk_arrays = pretrained.load_arrays(trunk, progress=progress, keys=trunk_keys)
+            arrays = {**{TRUNK_PREFIX + k: v for k, v in trunk_arrays.items()}, **arrays}
     return arrays
 
 

@@ -1,0 +1,78 @@
+"""Stored programs (arbstyle.inference.programs): the same results as tracing the network, without building it."""
+import numpy as np
+import pytest
+
+from arbstyle.inference import programs
+from arbstyle.inference.stylize import Stylizer
+from stylize_helpers import photo, texture
+
+MODEL = "magenta-mobile"
+
+
+@pytest.fixture()
+def program_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "programs"
+    monkeypatch.setenv(programs.PROGRAMS_ENV, str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def traced():
+    """The reference: the network built and traced in this process."""
+    return Stylizer.load(MODEL, style_size=64)
+
+
+def test_stored_programs_match_the_traced_network_and_build_nothing_when_warm(program_folder, traced):
+    content, style = photo(48, 64, seed=1), texture(64, seed=2)
+    want = traced.stylize(content, style)
+    cold = Stylizer.load(MODEL, style_size=64, programs=True)
+    assert cold._programs is not None
+    np.testing.assert_allclose(cold.stylize(content, style), want, atol=1e-5)
+    assert sorted(p.name.split("-")[0] for p in program_folder.glob("*.npz")) == ["heads", "predictor",
+                                                                                  "transformer"]
+    warm = Stylizer.load(MODEL, style_size=64, programs=True)
+    np.testing.assert_allclose(warm.stylize(content, style), want, atol=1e-5)
+    np.testing.assert_allclose(warm.embed(style), traced.embed(style), atol=1e-5)
+    assert warm._model is None  # every program came from the folder: no network was built
+    warm.stylize(photo(40, 40, seed=3), style)  # another shape: a new transformer program
+    assert len(list(program_folder.glob("transformer-*.npz"))) == 2
+    assert warm._model is not None
+
+
+def test_a_damaged_program_is_exported_again(program_folder, traced):
+    style = texture(64, seed=4)
+    Stylizer.load(MODEL, style_size=64, programs=True).embed(style)
+    (stored,) = program_folder.glob("predictor-*.npz")
+    stored.write_bytes(stored.read_bytes()[:100])
+    again = Stylizer.load(MODEL, style_size=64, programs=True)
+    np.testing.assert_allclose(again.embed(style), traced.embed(style), atol=1e-5)
+    assert stored.stat().st_size > 100
+
+
+def test_tiling_builds_the_network_behind_stored_programs(program_folder, traced):
+    content, style = photo(64, 64, seed=5), traced.embed(texture(64, seed=6))
+    st = Stylizer.load(MODEL, style_size=64, programs=True, tile=32)
+    np.testing.assert_allclose(st.stylize(content, style, tile=True), traced.stylize(content, style), atol=1e-4)
+
+
+def test_programs_off_or_for_a_workdir_means_tracing(monkeypatch, tmp_path):
+    monkeypatch.setenv(programs.PROGRAMS_ENV, "off")
+    assert programs.folder() is None
+    assert programs.open_store(MODEL, {}, "fp32") is None
+    monkeypatch.setenv(programs.PROGRAMS_ENV, str(tmp_path))
+    assert programs.open_store(str(tmp_path / "a-training-workdir"), {}, "fp32") is None
+    assert programs.open_store(MODEL, {}, "fp32") is not None
+
+
+def test_lapack_setup_is_skipped_only_for_programs_without_lapack():
+    import jax
+    import jax.numpy as jnp
+    from jax._src.export import _export
+
+    spec = jax.ShapeDtypeStruct((3, 3), jnp.float32)
+    original = _export._ensure_backends_initialized
+    with programs._without_lapack_setup(jax.export.export(jax.jit(jnp.linalg.inv))(spec)):
+        assert _export._ensure_backends_initialized is original
+    with programs._without_lapack_setup(jax.export.export(jax.jit(jnp.sin))(spec)):
+        assert _export._ensure_backends_initialized is not original
+    assert _export._ensure_backends_initialized is original
