@@ -78,7 +78,10 @@ timed(stylize.Stylizer, "render", "stylize")
 timed(images, "save_image", "write")
 rc = cli.main(sys.argv[1:])
 stages["in process"] = time.perf_counter() - t0
-print(json.dumps({"rc": rc, "stages": stages, "modules": len(sys.modules)}))
+print(json.dumps({"rc": rc, "stages": stages, "modules": len(sys.modules)}), flush=True)
+if "stylize" in getattr(cli, "QUICK_EXIT_COMMANDS", ()):  # as the console script ends (arbstyle.cli.run)
+    import os
+    os._exit(rc)
 """
 
 

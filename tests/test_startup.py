@@ -113,3 +113,25 @@ def test_a_second_run_compiles_nothing_new(tmp_path):
     assert _run(*argv, env_extra=env)["rc"] == 0
     assert sorted(p.name for p in cache.glob("*-cache")) == first
     assert {p.name: p.stat().st_mtime_ns for p in programs.glob("*.npz")} == stored  # read, not written again
+
+
+@pytest.mark.slow
+def test_the_console_script_exits_quickly_with_its_output_flushed_and_its_status(tmp_path):
+    # `run` leaves stylize/embed/demo through os._exit: what they printed (a pipe here, so block-buffered) must
+    # still arrive, the file must be whole, and the exit status must be the command's.
+    import numpy as np
+    import skimage.data
+
+    style = tmp_path / "brick.png"
+    save_image(skimage.data.brick()[:64, :64], style)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               ARBSTYLE_PROGRAMS=str(tmp_path / "programs"))
+    out = tmp_path / "styles.npz"
+    ok = subprocess.run([sys.executable, "-m", "arbstyle.cli", "embed", str(style), "-o", str(out), "--style-size",
+                         "64", "--model", "magenta-mobile"], capture_output=True, text=True, env=env, timeout=600)
+    assert ok.returncode == 0 and str(out) in ok.stdout, ok.stderr
+    with np.load(out, allow_pickle=False) as data:
+        assert data["embeddings"].shape == (1, 100)
+    bad = subprocess.run([sys.executable, "-m", "arbstyle.cli", "embed", str(tmp_path / "missing.png"), "-o",
+                          str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert bad.returncode == 2 and "missing.png" in bad.stderr
