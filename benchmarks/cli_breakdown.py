@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
 
+from arbstyle.machine import cpu_name  # noqa: E402
 from results_io import write_results  # noqa: E402
 
 STAGES = ("parser", "jax + flax + networks", "model", "embed", "stylize", "programs (part of embed + stylize)",
@@ -123,11 +124,14 @@ def run_once(pythonpath: str, cache: Path, content: Path, style: Path, out: Path
 
 def markdown(result: dict) -> str:
     names = list(result["trees"])
+    quiet = max(result["load"]) < 1.5  # this benchmark's own runs hold about 1 of the 2 cores
+    load = (f"1-minute load average {result['load'][0]} at the start, {result['load'][1]} at the end")
     lines = ["# One-image `arbstyle stylize` run, stage by stage", "",
-             f"`{result['command']}`. Photo {result['photo']}, `--work-size 384`. **Measured under load** "
-             f"(1-minute load average {result['load'][0]} at the start, {result['load'][1]} at the end): "
-             "seconds are inflated; trees alternate run by run, so their ratios are the meaningful part. Where a tree "
-             "imports JAX while building the parser, that time is in its parser row.", "",
+             f"`{result['command']}` on {result.get('cpu') or 'an unnamed CPU'}. Photo {result['photo']}, "
+             "`--work-size 384`. " + (f"Quiet machine ({load}). " if quiet else
+                                      f"**Measured under load** ({load}): seconds are inflated. ") +
+             "Trees alternate run by run, so they see the same load. Where a tree imports JAX while building the "
+             "parser, that time is in its parser row.", "",
              "| stage | " + " | ".join(f"{n} cold | {n} warm (median)" for n in names) + " |",
              "|---|" + "---|---|" * len(names)]
     for stage in (*STAGES, "in process", "process"):
@@ -169,7 +173,7 @@ def main() -> int:
     # the command names each tree, not where it lay on the measuring machine
     shown = [f"--tree {name}=<{name} checkout>" for name in trees] if args.tree else []
     result = {"command": " ".join(["python benchmarks/cli_breakdown.py", *shown, f"--runs {args.runs}"]),
-              "photo": photo,
+              "photo": photo, "cpu": cpu_name(),
               "trees": runs, "load": load}
     write_results(Path(args.out), result, markdown(result))
     return 0
