@@ -213,6 +213,9 @@ class Stylizer:
     compiled program of the content's shape, and tiles are shrunk to fit them.
     tile_above: instead of the compiled program's footprint, tile every content above this many pixels (0: always).
     bucket: round content sizes up to the bucket ladder (fewer compilations; output cropped back to size).
+    programs: instead of a model, a `programs.ProgramStore` of a pretrained one (`Stylizer.load(..., programs=True)`):
+    the predictor, heads and untiled transformer then run as stored programs, and the network is built on first
+    need (a missing program, tiling, pooled statistics).
     """
 
     def __init__(self, model=None, *, precision: str = "fp32", style_size: int = STYLE_SIZE,
@@ -294,7 +297,7 @@ class Stylizer:
     def _untiled(self, shape: tuple[int, ...], style) -> tuple:
         """(forward of (content, style), Footprint) of the untiled transformer for (B, H, W, 3) contents."""
         if self._programs is None:
-            compiled, footprint = self.runner._compile_untiled(shape, style)
+            compiled, footprint = self.runner.untiled_program(shape, style)
             state = self.runner.state
             return (lambda x, style: compiled(state, x, style)), footprint
         x = jax.ShapeDtypeStruct(shape, jnp.float32)

@@ -186,7 +186,7 @@ class TransformerRunner:
 
     def __call__(self, content, style: dict) -> np.ndarray:
         """Untiled forward: content (B, H, W, 3) float in [0, 1], style: CIN parameters -> (B, H, W, 3)."""
-        compiled, _ = self._compile_untiled(tuple(np.shape(content)), style)
+        compiled, _ = self.untiled_program(tuple(np.shape(content)), style)
         return compiled(self._state, jnp.asarray(content, jnp.float32), style)
 
     def footprint(self, shape: tuple[int, ...], style: dict) -> Footprint:
@@ -194,9 +194,10 @@ class TransformerRunner:
 
         Compiling allocates nothing, so this is safe for any size; the program is kept for the run that follows.
         """
-        return self._compile_untiled(tuple(shape), style)[1]
+        return self.untiled_program(tuple(shape), style)[1]
 
-    def _compile_untiled(self, shape: tuple[int, ...], style: dict):
+    def untiled_program(self, shape: tuple[int, ...], style: dict) -> tuple:
+        """(compiled forward of (state, content, style), Footprint) for (B, H, W, 3) contents, kept per shape."""
         if shape not in self._untiled:
             x = jax.ShapeDtypeStruct(shape, jnp.float32)
             compiled = jax.jit(self.untiled).lower(self._state, x, style).compile()
