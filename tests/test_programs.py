@@ -76,3 +76,12 @@ def test_lapack_setup_is_skipped_only_for_programs_without_lapack():
     with programs._without_lapack_setup(jax.export.export(jax.jit(jnp.sin))(spec)):
         assert _export._ensure_backends_initialized is not original
     assert _export._ensure_backends_initialized is original
+
+
+def test_bf16_programs_keep_their_precision(program_folder):
+    content, style = photo(32, 32, seed=7), texture(64, seed=8)
+    want = Stylizer.load(MODEL, style_size=64, precision="bf16").stylize(content, style)
+    for _ in range(2):  # exported, then read back
+        st = Stylizer.load(MODEL, style_size=64, precision="bf16", programs=True)
+        np.testing.assert_allclose(st.stylize(content, style), want, atol=1e-5)
+    assert st._model is None
