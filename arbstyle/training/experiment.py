@@ -65,6 +65,11 @@ def base_config() -> ml_collections.ConfigDict:
         # it at data.style_size). Matching the content crop keeps the texture scale of 256/256 training at small
         # crops, and costs a quarter of the VGG pass of a 256 px style at 128.
         "style_size": 0,
+        # Noise stability (Gupta et al. 2017): > 0 adds this weight times the mean squared difference between the
+        # stylized content and the stylized content plus Gaussian noise of standard deviation `stability_noise`
+        # (pixel values in [0, 1]). The network then stops amplifying small input changes: flicker in video.
+        "stability_weight": 0.0,
+        "stability_noise": 0.02,
     })
     # Adam as in Magenta (tf.train.AdamOptimizer defaults; learning rate 1e-5; no clipping). "sgd" (with optional
     # momentum) exists for comparisons where Adam's per-weight normalisation would amplify rounding noise: weights

@@ -334,8 +334,10 @@ def style_grams(vgg, style, layers, size: int = 0) -> dict:
 
 
 def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Callable, arbitrary: bool,
-                    style_size: int = 0):
-    """state, vgg_state, batch -> new state, metrics. A non-finite loss or gradient leaves the state unchanged."""
+                    style_size: int = 0, stability: tuple[float, float] = (0.0, 0.0)):
+    """state, vgg_state, batch -> new state, metrics. A non-finite loss or gradient leaves the state unchanged.
+
+    stability: (weight, noise sigma) of the noise-stability term (config.loss.stability_*), off at weight 0."""
     from arbstyle import losses
 
     content_layers = [k for k, _ in losses_cfg.content_layers]
@@ -349,9 +351,21 @@ def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Call
         grams = style_grams(vgg, style, style_layers, style_size)
         condition = style if arbitrary else batch["style_id"]
 
+        stability_weight, sigma = stability
+        noisy = None
+        if stability_weight:
+            noise = jax.random.normal(jax.random.fold_in(state["rng"], 1), content.shape, content.dtype)
+            noisy = jnp.clip(content + sigma * noise, 0.0, 1.0)
+
         def loss_fn(model):
-            stylized = model(content, condition)
-            return losses.perceptual_loss(vgg, stylized, content_feats, grams, losses_cfg)
+            style_params = model.embed(condition) if arbitrary else condition
+            stylized = model.stylize(content, style_params)
+            total, breakdown = losses.perceptual_loss(vgg, stylized, content_feats, grams, losses_cfg)
+            if noisy is not None:
+                term = stability_weight * jnp.mean((model.stylize(noisy, style_params) - stylized) ** 2)
+                total = total + term
+                breakdown = {**breakdown, "total": total, "stability": term}
+            return total, breakdown
 
         (total, breakdown), grads = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, keep), has_aux=True)(model)
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
@@ -623,8 +637,9 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     vgg_graphdef, vgg_state = nnx.split(load_vgg16(config.loss.pooling))
     vgg_state = parallel.replicate(vgg_state, mesh)
     arbitrary = model_cfg["predictor"] != "table"
+    stability = (float(config.loss.get("stability_weight", 0.0)), float(config.loss.get("stability_noise", 0.0)))
     step_fn = jax.jit(make_train_step(graphdef, vgg_graphdef, tx, schedule, loss_config(config.loss), keep, arbitrary,
-                                      config.loss.style_size),
+                                      config.loss.style_size, stability),
                       in_shardings=(repl, repl, parallel.batch_sharding(mesh)), out_shardings=(repl, repl),
                       donate_argnums=(0,))
     sample_fn = jax.jit(make_sample_fn(eval_graphdef, vgg_graphdef, loss_config(config.loss), arbitrary,
