@@ -363,8 +363,8 @@ def markdown(r: dict, modes: list[str]) -> str:
              "Real clips: " + ", ".join(f"`{n}` ({r['real'][n]['size']}, first {r['real'][n]['frames']} frames)"
                                         for n in names) + f" from {r['real_clip_source']}. Not committed.", "",
              "| mode | warping error (synthetic) | vs off | style loss vs off | "
-             + " | ".join(f"static change `{n}` vs off | style vs off `{n}`" for n in names) + " | "
-             + " | ".join(f"frames/s {z} (vs off)" for z in sizes) + " |",
+             + " | ".join(f"static change `{n}` vs off | style vs off `{n}`" for n in names)
+             + "".join(f" | frames/s {z} (vs off)" for z in sizes) + " |",
              "|---" * (4 + 2 * len(names) + len(sizes)) + "|"]
     for mode in modes:
         row = s[mode]
