@@ -29,4 +29,7 @@ def test_ci_runs_both_readme_commands_verbatim_in_a_fresh_virtualenv():
 
 
 def test_console_script_is_declared():
-    assert 'arbstyle = "arbstyle.cli:main"' in (ROOT / "pyproject.toml").read_text()
+    from arbstyle import cli
+
+    assert 'arbstyle = "arbstyle.cli:run"' in (ROOT / "pyproject.toml").read_text()
+    assert callable(cli.run)
