@@ -14,7 +14,9 @@ of standard deviation 0.02 added (`loss.stability_weight`, `loss.stability_noise
 
 Result of this config (1,500 steps, 39 min on a 2-core CPU; benchmarks/results/video_stable.md): against the
 shipped model's frame-by-frame output, 0.36x the warping error on noisy synthetic camera moves and 0.22-0.24x the
-change over static pixels of real clips, but 1.31-1.39x the style loss: too strong a term for a default. Not shipped.
+change over static pixels of real clips, but 1.31-1.39x the style loss: too strong a term for a default. At
+--config.loss.stability_weight=4000 --config.train.steps=800 (benchmarks/results/video_stable_w4000.md): 0.52x,
+0.35-0.44x and 1.21-1.22x. Not shipped.
 """
 import ml_collections
 
