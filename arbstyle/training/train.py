@@ -112,6 +112,19 @@ def check_freeze(model: nnx.Module, freeze: tuple[str, ...]) -> None:
                            f"(top-level modules: {sorted({p.split('/')[0] for p in paths})})")
 
 
+def _teacher(config: ml_collections.ConfigDict, mesh):
+    """(graphdef, replicated state) of the teacher term's fixed model: the starting model (init.model) in inference
+    mode, loaded again on every start so that resuming needs nothing from the checkpoint. (None, None) when off."""
+    if not config.loss.get("teacher_weight", 0.0):
+        return None, None
+    if not config.init.model:
+        raise CLIError("loss.teacher_weight > 0 needs init.model: the teacher is the model training starts from")
+    teacher = _load_init_model(config.init.model)
+    set_mode(teacher, False)
+    graphdef, state = nnx.split(teacher)
+    return graphdef, parallel.replicate(state, mesh)
+
+
 def _load_init_model(name: str):
     """A model to start from: a registry name (e.g. 'magenta-mobile') or a training workdir, as float weights."""
     from arbstyle.model import build_model
@@ -333,23 +346,43 @@ def style_grams(vgg, style, layers, size: int = 0) -> dict:
     return {k: losses.gram_matrix(v) for k, v in vgg(style, layers).items()}
 
 
-def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Callable, arbitrary: bool,
-                    style_size: int = 0, stability: tuple[float, float] = (0.0, 0.0)):
-    """state, vgg_state, batch -> new state, metrics. A non-finite loss or gradient leaves the state unchanged.
+def shift_images(images, shifts):
+    """(B, H, W, C) images moved by (B, 2) sub-pixel (dy, dx) shifts, bilinear; what enters at the edges is not
+    meaningful (callers crop it away)."""
+    def one(image, shift):
+        return jax.image.scale_and_translate(image, image.shape, (0, 1), jnp.ones(2, image.dtype), shift, "linear",
+                                             antialias=False)
+    return jax.vmap(one)(images, shifts)
 
-    stability: (weight, noise sigma) of the noise-stability term (config.loss.stability_*), off at weight 0."""
+
+def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Callable, arbitrary: bool,
+                    style_size: int = 0, stability: tuple[float, float] = (0.0, 0.0), teacher=(None, 0.0),
+                    motion: tuple[float, float] = (0.0, 0.0)):
+    """state, vgg_state, batch[, teacher_state] -> new state, metrics. A non-finite loss or gradient leaves the
+    state unchanged.
+
+    stability: (weight, noise sigma) of the noise-stability term (config.loss.stability_*), off at weight 0.
+    teacher: (graphdef, weight) of the teacher term (config.loss.teacher_weight), off at weight 0: the weight times
+    the mean squared difference between the stylized batch and a fixed model's stylization of the same content with
+    the same style embedding; the step then takes that model's state as its fourth argument. With every perceptual
+    weight at 0 the loss network is not run at all.
+    motion: (weight, largest shift in pixels) of the motion term (config.loss.motion_*), off at weight 0."""
     from arbstyle import losses
 
     content_layers = [k for k, _ in losses_cfg.content_layers]
     style_layers = [k for k, _ in losses_cfg.style_layers]
+    perceptual = bool(losses_cfg.content_weight or losses_cfg.style_weight or losses_cfg.tv_weight)
+    teacher_graphdef, teacher_weight = teacher
 
-    def step(state, vgg_state, batch):
+    def step(state, vgg_state, batch, teacher_state=None):
         model = nnx.merge(graphdef, state["params"], state["frozen"], state["batch_stats"], state["other"])
-        vgg = nnx.merge(vgg_graphdef, vgg_state)
         content, style = batch["content"], batch["style"]
-        content_feats = vgg(content, content_layers)
-        grams = style_grams(vgg, style, style_layers, style_size)
+        if perceptual:
+            vgg = nnx.merge(vgg_graphdef, vgg_state)
+            content_feats = vgg(content, content_layers)
+            grams = style_grams(vgg, style, style_layers, style_size)
         condition = style if arbitrary else batch["style_id"]
+        fixed = nnx.merge(teacher_graphdef, teacher_state) if teacher_weight else None
 
         stability_weight, sigma = stability
         noisy = None
@@ -357,14 +390,32 @@ def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Call
             noise = jax.random.normal(jax.random.fold_in(state["rng"], 1), content.shape, content.dtype)
             noisy = jnp.clip(content + sigma * noise, 0.0, 1.0)
 
+        motion_weight, max_shift = motion
+        if motion_weight:
+            shifts = jax.random.uniform(jax.random.fold_in(state["rng"], 2), (content.shape[0], 2), content.dtype,
+                                        -max_shift, max_shift)
+            margin = int(np.ceil(max_shift)) + 1
+            moved = shift_images(content, shifts)
+
         def loss_fn(model):
             style_params = model.embed(condition) if arbitrary else condition
             stylized = model.stylize(content, style_params)
-            total, breakdown = losses.perceptual_loss(vgg, stylized, content_feats, grams, losses_cfg)
+            if perceptual:
+                total, breakdown = losses.perceptual_loss(vgg, stylized, content_feats, grams, losses_cfg)
+            else:
+                total, breakdown = jnp.zeros((), stylized.dtype), {}
+            terms = {}
+            if fixed is not None:
+                target = jax.lax.stop_gradient(fixed.stylize(content, style_params))
+                terms["teacher"] = teacher_weight * jnp.mean((stylized - target) ** 2)
             if noisy is not None:
-                term = stability_weight * jnp.mean((model.stylize(noisy, style_params) - stylized) ** 2)
-                total = total + term
-                breakdown = {**breakdown, "total": total, "stability": term}
+                terms["stability"] = stability_weight * jnp.mean((model.stylize(noisy, style_params) - stylized) ** 2)
+            if motion_weight:
+                change = model.stylize(moved, style_params) - shift_images(stylized, shifts)
+                terms["motion"] = motion_weight * jnp.mean(change[:, margin:-margin, margin:-margin] ** 2)
+            if terms:
+                total = total + sum(terms.values())
+                breakdown = {**breakdown, **terms, "total": total}
             return total, breakdown
 
         (total, breakdown), grads = nnx.value_and_grad(loss_fn, argnums=nnx.DiffState(0, keep), has_aux=True)(model)
@@ -393,6 +444,8 @@ def make_sample_fn(eval_graphdef, vgg_graphdef, losses_cfg, arbitrary: bool, sty
         model = nnx.merge(eval_graphdef, state["params"], state["frozen"], state["batch_stats"], state["other"])
         vgg = nnx.merge(vgg_graphdef, vgg_state)
         stylized = model(pairs["content"], pairs["style"] if arbitrary else pairs["style_id"])
+        if not (losses_cfg.content_weight or losses_cfg.style_weight or losses_cfg.tv_weight):
+            return stylized, {}  # a run without perceptual loss has no held-out perceptual loss to report
         grams = style_grams(vgg, pairs["style"], style_layers, style_size)
         _, breakdown = losses.perceptual_loss(vgg, stylized, vgg(pairs["content"], content_layers), grams, losses_cfg)
         return stylized, breakdown
@@ -427,7 +480,7 @@ class MetricsLog:
         self.path, self.enabled = path, enabled
 
     def write(self, step: int, scalars: Mapping[str, float]) -> None:
-        if not self.enabled:
+        if not self.enabled or not scalars:
             return
         import json
 
@@ -638,9 +691,13 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
     vgg_state = parallel.replicate(vgg_state, mesh)
     arbitrary = model_cfg["predictor"] != "table"
     stability = (float(config.loss.get("stability_weight", 0.0)), float(config.loss.get("stability_noise", 0.0)))
+    teacher_graphdef, teacher_state = _teacher(config, mesh)
     step_fn = jax.jit(make_train_step(graphdef, vgg_graphdef, tx, schedule, loss_config(config.loss), keep, arbitrary,
-                                      config.loss.style_size, stability),
-                      in_shardings=(repl, repl, parallel.batch_sharding(mesh)), out_shardings=(repl, repl),
+                                      config.loss.style_size, stability,
+                                      (teacher_graphdef, float(config.loss.get("teacher_weight", 0.0))),
+                                      (float(config.loss.get("motion_weight", 0.0)),
+                                       float(config.loss.get("motion_shift", 0.0)))),
+                      in_shardings=(repl, repl, parallel.batch_sharding(mesh), repl), out_shardings=(repl, repl),
                       donate_argnums=(0,))
     sample_fn = jax.jit(make_sample_fn(eval_graphdef, vgg_graphdef, loss_config(config.loss), arbitrary,
                                        config.loss.style_size),
@@ -694,7 +751,7 @@ def train(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> Resu
             while step < tc.steps:
                 local = next(iterator)
                 batch = parallel.global_batch(device_batch(local, table), mesh)
-                state, metrics = step_fn(state, vgg_state, batch)
+                state, metrics = step_fn(state, vgg_state, batch, teacher_state)
                 step += 1
                 host = parallel.to_host(metrics)
                 if not bool(host.pop("finite")):
