@@ -158,3 +158,21 @@ def test_config_files_are_checked_against_the_known_sections(tmp_path, body, mes
 def test_out_of_range_overrides_name_the_field(override, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_config(EXPERIMENTS / "smoke.py", [override])
+
+
+@pytest.mark.parametrize("variant", ["perceptual", "teacher", "motion"])
+def test_stable_video_variants(variant):
+    config = load_config(f"{EXPERIMENTS / 'stable_video.py'}:{variant}")
+    assert config.keys() == base_config().keys()
+    assert config.init.model and config.train.freeze[:2] == ("predictor", "heads")
+    loss = config.loss
+    perceptual = loss.content_weight + loss.style_weight + loss.tv_weight
+    assert (perceptual > 0) == (variant == "perceptual")
+    assert (loss.teacher_weight > 0) == (variant != "perceptual")  # without a perceptual loss, a teacher
+    assert (loss.motion_weight > 0) == (variant == "motion")
+    assert (loss.stability_weight > 0) == (variant != "motion")
+
+
+def test_an_unknown_experiment_argument_is_one_line():
+    with pytest.raises(ConfigError, match=r"stable_video.py: get_config\('nope'\): variant must be one of"):
+        load_config(f"{EXPERIMENTS / 'stable_video.py'}:nope")

@@ -127,7 +127,11 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ml_collectio
         sys.modules.pop(name, None)
     if not hasattr(module, "get_config"):
         raise ConfigError(f"{file}: defines no get_config()")
-    config = module.get_config(arg) if arg is not None else module.get_config()
+    try:
+        config = module.get_config(arg) if arg is not None else module.get_config()
+    except (TypeError, ValueError, KeyError) as err:  # e.g. an argument the experiment does not know
+        shown = f"get_config({arg!r})" if arg is not None else "get_config()"
+        raise ConfigError(f"{file}: {shown}: {err}") from err
     if not isinstance(config, ml_collections.ConfigDict):
         raise ConfigError(f"{file}: get_config() returned {type(config).__name__}, not an ml_collections.ConfigDict")
     check_sections(config, file)
