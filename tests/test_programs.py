@@ -85,3 +85,24 @@ def test_bf16_programs_keep_their_precision(program_folder):
         st = Stylizer.load(MODEL, style_size=64, precision="bf16", programs=True)
         np.testing.assert_allclose(st.stylize(content, style), want, atol=1e-5)
     assert st._model is None
+
+
+def test_a_painting_used_again_takes_its_embedding_from_the_store(program_folder, traced):
+    style, other = texture(64, seed=4), texture(64, seed=5)
+    want = traced.embed(style)
+    first = Stylizer.load(MODEL, style_size=64, programs=True)
+    np.testing.assert_allclose(first.embed(style), want, atol=1e-5)
+    kept = list((program_folder / "results").glob("predictor-*.npy"))
+    assert len(kept) == 1
+    np.testing.assert_array_equal(np.load(kept[0]), first.embed(style)[None])
+
+    later = Stylizer.load(MODEL, style_size=64, programs=True)
+    (program_folder / next(program_folder.glob("predictor-*.npz")).name).unlink()  # only the kept result is left
+    np.testing.assert_array_equal(later.embed(style), first.embed(style))
+    assert not list(program_folder.glob("predictor-*.npz"))  # the predictor was not run
+    np.testing.assert_allclose(later.embed(other), traced.embed(other), atol=1e-5)  # another painting: computed
+    assert len(list((program_folder / "results").glob("predictor-*.npy"))) == 2
+
+    kept[0].write_bytes(b"not an array")  # a damaged result is computed again, and replaced
+    np.testing.assert_allclose(Stylizer.load(MODEL, style_size=64, programs=True).embed(style), want, atol=1e-5)
+    assert np.load(kept[0]).shape == (1, want.shape[0])

@@ -14,6 +14,9 @@ its config, the precision, the function and its input shapes, the versions of ja
 of this package (any code change makes new programs). Files are written atomically and read with
 `jax.export.deserialize`, a flatbuffer (nothing is unpickled); one that does not load is written again.
 $ARBSTYLE_PROGRAMS names another folder, or "off".
+
+The style predictor's outputs are kept too (`results/`, a few hundred bytes per painting, read without pickle):
+a later run with the same painting at the same size takes its embedding from there.
 """
 from __future__ import annotations
 
@@ -177,6 +180,26 @@ class ProgramStore:
         self._loaded[key] = program
         return program
 
+    def remembered(self, function: str, inputs: tuple, compute: Callable[[], Any]) -> np.ndarray:
+        """The float32 output of `function` on exactly these input arrays, kept from an earlier run when there is
+        one (`results/` in the store, keyed like a program plus a sha256 of the inputs' bytes), else compute()d
+        and kept. For the style predictor: a painting used again skips its weights, its program and its pass.
+        A kept result must be float32, finite and have one row per input row, or it is computed again."""
+        digest = hashlib.sha256(json.dumps([self.identity, function, _spec(inputs)], sort_keys=True).encode())
+        for x in inputs:
+            digest.update(np.ascontiguousarray(x).tobytes())
+        path = self.where / "results" / f"{function}-{digest.hexdigest()[:32]}.npy"
+        rows = np.shape(inputs[0])[0]
+        try:
+            out = np.load(path, allow_pickle=False)
+            if out.dtype == np.float32 and out.ndim >= 1 and out.shape[0] == rows and np.isfinite(out).all():
+                return out
+        except (OSError, ValueError, EOFError):
+            pass
+        out = np.asarray(compute(), np.float32)
+        _write_atomic(path, lambda handle: np.save(handle, out, allow_pickle=False))
+        return out
+
     def _bind(self, exported, meta: dict, inputs: tuple, describe=None) -> Program:
         arrays = self.weights(meta["keys"])
         leaves = jax.device_put([np.asarray(arrays[k], dtype) for k, dtype in zip(meta["keys"], meta["dtypes"])])
@@ -253,14 +276,21 @@ def _without_lapack_setup(exported):
 
 
 def _write(path: Path, blob: bytes, meta: dict) -> None:
-    """Atomically; a cache that cannot be written only costs the next run a trace."""
+    _write_atomic(path, lambda handle: np.savez(handle, program=np.frombuffer(blob, np.uint8),
+                                                meta=np.asarray(json.dumps(meta))))
+
+
+def _write_atomic(path: Path, write: Callable) -> None:
+    """write(binary file) to a temporary file renamed to `path`; a cache that cannot be written only costs the
+    next run the work again."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = images.temp_file(path)
     except OSError:
         return
     try:
         with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, program=np.frombuffer(blob, np.uint8), meta=np.asarray(json.dumps(meta)))
+            write(handle)
         os.replace(tmp, path)
     except OSError:
         pass

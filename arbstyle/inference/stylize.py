@@ -290,7 +290,10 @@ class Stylizer:
     def _call(self, name: str, *inputs):
         """The "predictor" or the CIN "heads" on inputs: a stored program, or traced here."""
         if self._programs is not None:
-            return self._programs.program(name, inputs, lambda: getattr(self, "_" + name))(*inputs)
+            def run():
+                return self._programs.program(name, inputs, lambda: getattr(self, "_" + name))(*inputs)
+            # A painting is often used again (one style over many photos, run by run); its embedding is kept.
+            return self._programs.remembered(name, inputs, run) if name == "predictor" else run()
         part = getattr(self, "_" + name)
         return part.jitted(part.state, *inputs)
 
