@@ -58,6 +58,11 @@ class LossConfig:
             raise ValueError(f"pooling must be {' or '.join(map(repr, POOLINGS))}, got {self.pooling!r}")
 
     @property
+    def weighted(self) -> bool:
+        """Whether any term counts: with content, style and TV weights all 0 the loss network need not run."""
+        return bool(self.content_weight or self.style_weight or self.tv_weight)
+
+    @property
     def content(self) -> dict[str, float]:
         """content layer -> effective weight."""
         return {k: self.content_weight * w for k, w in self.content_layers}

@@ -170,7 +170,7 @@ class ProgramStore:
         may build the network), stored and loaded. describe(compiled) adds facts to the stored record (the
         transformer's memory footprint), so that later runs need not work them out again."""
         spec = _spec(inputs)
-        key = hashlib.sha256(json.dumps([self.identity, function, spec], sort_keys=True).encode()).hexdigest()
+        key = self._digest(function, inputs).hexdigest()
         if key in self._loaded:
             return self._loaded[key]
         path = self.where / f"{function}-{key[:32]}.npz"
@@ -180,12 +180,16 @@ class ProgramStore:
         self._loaded[key] = program
         return program
 
+    def _digest(self, function: str, inputs: tuple):
+        """sha256 over what a program of `function` for inputs shaped like `inputs` depends on."""
+        return hashlib.sha256(json.dumps([self.identity, function, _spec(inputs)], sort_keys=True).encode())
+
     def remembered(self, function: str, inputs: tuple, compute: Callable[[], Any]) -> np.ndarray:
         """The float32 output of `function` on exactly these input arrays, kept from an earlier run when there is
         one (`results/` in the store, keyed like a program plus a sha256 of the inputs' bytes), else compute()d
         and kept. For the style predictor: a painting used again skips its weights, its program and its pass.
         A kept result must be float32, finite and have one row per input row, or it is computed again."""
-        digest = hashlib.sha256(json.dumps([self.identity, function, _spec(inputs)], sort_keys=True).encode())
+        digest = self._digest(function, inputs)
         for x in inputs:
             digest.update(np.ascontiguousarray(x).tobytes())
         path = self.where / "results" / f"{function}-{digest.hexdigest()[:32]}.npy"

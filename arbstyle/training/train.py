@@ -371,7 +371,7 @@ def make_train_step(graphdef, vgg_graphdef, tx, schedule, losses_cfg, keep: Call
 
     content_layers = [k for k, _ in losses_cfg.content_layers]
     style_layers = [k for k, _ in losses_cfg.style_layers]
-    perceptual = bool(losses_cfg.content_weight or losses_cfg.style_weight or losses_cfg.tv_weight)
+    perceptual = losses_cfg.weighted
     teacher_graphdef, teacher_weight = teacher
 
     def step(state, vgg_state, batch, teacher_state=None):
@@ -442,10 +442,10 @@ def make_sample_fn(eval_graphdef, vgg_graphdef, losses_cfg, arbitrary: bool, sty
 
     def sample(state, vgg_state, pairs):
         model = nnx.merge(eval_graphdef, state["params"], state["frozen"], state["batch_stats"], state["other"])
-        vgg = nnx.merge(vgg_graphdef, vgg_state)
         stylized = model(pairs["content"], pairs["style"] if arbitrary else pairs["style_id"])
-        if not (losses_cfg.content_weight or losses_cfg.style_weight or losses_cfg.tv_weight):
+        if not losses_cfg.weighted:
             return stylized, {}  # a run without perceptual loss has no held-out perceptual loss to report
+        vgg = nnx.merge(vgg_graphdef, vgg_state)
         grams = style_grams(vgg, pairs["style"], style_layers, style_size)
         _, breakdown = losses.perceptual_loss(vgg, stylized, vgg(pairs["content"], content_layers), grams, losses_cfg)
         return stylized, breakdown
